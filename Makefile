@@ -1,0 +1,51 @@
+# smctrace: `make run` (set up, decode a real capture) and `make test` (set up, run all tests).
+# Both are idempotent and safe to re-run; run them as root on Debian 12 (apt is used).
+
+SHELL := /bin/bash
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+DEMO := tests/data/real-kernel/C-smcd-loopback-ism-k612lo.pcap tests/data/real-kernel/D7-smcr-v2-mixed-srv61-cli612-srv_k61-cli_k612.pcap
+# Debian packages: BCC (python3-bpfcc) and kernel headers for the live tracer, tshark as the
+# test oracle, tcpdump for benchmarks, python3-dev to build the C frame scanner.
+APT_PACKAGES := python3-venv python3-dev python3-pip gcc libc6-dev python3-bpfcc \
+	linux-headers-amd64 tshark tcpdump iproute2 procps
+
+.PHONY: run test setup apt lint bench lab-test clean
+
+run: setup
+	@for f in $(DEMO); do echo "== smctrace -f $$f"; $(VENV)/bin/smctrace -f $$f; echo; done
+
+test: setup lint
+	$(PY) -m pytest -q
+
+lint: setup
+	$(VENV)/bin/ruff check smctrace tests scripts
+	$(VENV)/bin/mypy --strict smctrace
+
+setup: $(STAMP)
+
+apt:
+	@missing=$$(for p in $(APT_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || echo $$p; done); \
+	if [ -n "$$missing" ]; then \
+		echo "installing Debian packages:" $$missing; \
+		apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends $$missing; \
+	fi
+	@bash scripts/setup-bcc-headers.sh
+
+# The venv sees Debian's site-packages so that `import bcc` (python3-bpfcc) works.
+$(STAMP): pyproject.toml setup.py smctrace/capture/_scan.c | apt
+	@test -x $(PY) || /usr/bin/python3 -m venv --system-site-packages $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -e '.[test]'
+	@touch $(STAMP)
+
+bench: setup
+	$(PY) scripts/bench_offline.py
+
+lab-test: setup
+	scripts/smc-lab/smc-lab test
+
+clean:
+	rm -rf $(VENV) build *.egg-info .pytest_cache .mypy_cache .ruff_cache .hypothesis
+	find . -name __pycache__ -prune -exec rm -rf {} +

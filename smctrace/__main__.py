@@ -1,0 +1,3 @@
+from smctrace.cli import main
+
+main()

@@ -1,0 +1,226 @@
+"""Command line: ``smctrace -f FILE`` (offline) and ``smctrace -i IFACE`` (live)."""
+
+from __future__ import annotations
+
+import errno
+import signal
+import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import TextIO
+
+import click
+
+from smctrace import __version__
+from smctrace.capture import CaptureError
+from smctrace.connections import ConnectionOutcome, EventSink, GapEvent, MessageEvent
+from smctrace.output.common import summary_line
+from smctrace.output.jsonl import JsonOutput
+from smctrace.output.table import TableOutput
+from smctrace.output.text import TextOutput
+from smctrace.pipeline import TraceSummary, Tracer
+
+
+class UserError(Exception):
+    """A problem the user can fix: printed as one line, exit status 1."""
+
+
+class CountingSink(EventSink):
+    """Forwards events to the chosen output and counts decided connections (for -c)."""
+
+    def __init__(self, inner: EventSink) -> None:
+        self.inner = inner
+        self.decided = 0
+
+    def on_message(self, event: MessageEvent) -> None:
+        self.inner.on_message(event)
+
+    def on_gap(self, event: GapEvent) -> None:
+        self.inner.on_gap(event)
+
+    def on_connection(self, outcome: ConnectionOutcome) -> None:
+        self.decided += 1
+        self.inner.on_connection(outcome)
+
+
+def make_output(out: TextIO, *, as_json: bool, as_table: bool, hex_dump: bool, reserved: bool,
+                timestamps: bool) -> EventSink:
+    if as_json:
+        return JsonOutput(out, reserved=reserved, hex_dump=hex_dump)
+    if as_table:
+        return TableOutput(out)
+    return TextOutput(out, timestamps=timestamps, hex_dump=hex_dump, reserved=reserved)
+
+
+def finish_output(sink: EventSink, summary: TraceSummary, extra: dict[str, int]) -> None:
+    """End of tracing: tables, the JSON summary line, and the stderr summary."""
+    if isinstance(sink, TableOutput):
+        sink.render()
+    if isinstance(sink, JsonOutput):
+        sink.summary(summary, extra)
+    sys.stdout.flush()
+    click.echo(summary_line(summary, extra), err=True)
+
+
+def trace_file(path: str, sink: CountingSink) -> None:
+    from smctrace.capture.pcapfile import CaptureFile
+    from smctrace.capture.prefilter import Prefilter
+
+    prefilter = Prefilter()
+    tracer = Tracer(sink, prefilter)
+    failure: CaptureError | None = None
+    frames = 0
+    try:
+        with CaptureFile(path) as capture:
+            try:
+                for frame in capture.frames(prefilter):
+                    tracer.feed(frame)
+            except CaptureError as exc:
+                failure = exc  # report after the valid prefix has been decoded
+            frames = capture.frames_read
+    except CaptureError as exc:
+        raise UserError(str(exc)) from None
+    tracer.finish()
+    finish_output(sink.inner, tracer.summary(frames), {})
+    if failure is not None:
+        raise UserError(str(failure))
+
+
+def trace_live(interfaces: list[str], sink: CountingSink, *, backend: str, snaplen: int,
+               promisc: bool, count: int | None, duration: float | None,
+               write: str | None, user: str | None) -> None:
+    from smctrace.live import LiveCapture, LiveError
+    from smctrace.live.privileges import drop_privileges
+
+    stop_requested = False
+
+    def request_stop(signum: int, _frame: object) -> None:
+        nonlocal stop_requested
+        stop_requested = True
+
+    tracer = Tracer(sink)
+    capture = LiveCapture(interfaces, backend=backend, snaplen=snaplen, promisc=promisc)
+    writer = None
+    try:
+        capture.attach()
+        if capture.notice:
+            click.echo(f"smctrace: {capture.notice}", err=True)
+        if write is not None:
+            writer = capture.open_writer(write)
+        if user != "root":
+            drop_privileges(user)
+        click.echo(f"tracing on {', '.join(interfaces)} (backend {capture.backend_used}), "
+                   f"snapshot length {snaplen} bytes", err=True)
+        signal.signal(signal.SIGINT, request_stop)
+        signal.signal(signal.SIGTERM, request_stop)
+        deadline = time.monotonic() + duration if duration is not None else None
+
+        def should_stop() -> bool:
+            if stop_requested:
+                return True
+            if count is not None and sink.decided >= count:
+                return True
+            return deadline is not None and time.monotonic() >= deadline
+
+        for frame in capture.frames(should_stop):
+            if frame is None:
+                tracer.advance(time.time())
+                continue
+            if writer is not None:
+                writer.write(frame)
+            tracer.feed(frame)
+    except LiveError as exc:
+        raise UserError(str(exc)) from None
+    finally:
+        stats = capture.stats()
+        capture.close()
+        if writer is not None:
+            writer.close()
+    tracer.finish()
+    finish_output(sink.inner, tracer.summary(stats.get("received", 0)), stats)
+
+
+@contextmanager
+def user_errors() -> Iterator[None]:
+    """Turn the errors a user can hit into one line and a non-zero exit."""
+    try:
+        yield
+    except UserError as exc:
+        click.echo(f"smctrace: {exc}", err=True)
+        sys.exit(1)
+    except BrokenPipeError:
+        # `smctrace ... | head`: the reader left; exit quietly like other filters.
+        sys.stderr.close()
+        sys.exit(0)
+    except OSError as exc:
+        if exc.errno == errno.EPIPE:
+            sys.exit(0)
+        click.echo(f"smctrace: {exc.strerror or exc}", err=True)
+        sys.exit(1)
+
+
+@click.command(context_settings={"help_option_names": ["-h", "--help"]})
+@click.option("-f", "--file", "path", metavar="FILE",
+              help="Read a pcap or pcapng file ('-' for standard input).")
+@click.option("-i", "--interface", "interfaces", multiple=True, metavar="IFACE",
+              help="Trace live on IFACE (repeatable; 'any' for every interface).")
+@click.option("--json", "as_json", is_flag=True, help="Write JSON lines (schema: README).")
+@click.option("--table", "as_table", is_flag=True,
+              help="At the end, print tables of connections and of outcome counts.")
+@click.option("--hex", "hex_dump", is_flag=True, help="Add a hex dump of every CLC message.")
+@click.option("--reserved", is_flag=True, help="Show reserved fields.")
+@click.option("--no-timestamps", is_flag=True, help="Do not print packet times (text output).")
+@click.option("-c", "--count", type=click.IntRange(min=1), metavar="N",
+              help="Live: stop after N connections have an outcome.")
+@click.option("--duration", type=click.FloatRange(min=0), metavar="SECS",
+              help="Live: stop after SECS seconds.")
+@click.option("-s", "--snaplen", type=click.IntRange(min=128, max=65535), default=1200,
+              show_default=True, help="Live: bytes kept per frame.")
+@click.option("--promisc/--no-promisc", default=True, show_default=True,
+              help="Live: put the interfaces into promiscuous mode.")
+@click.option("-w", "--write", metavar="FILE",
+              help="Live: also write the kept frames to FILE (pcapng).")
+@click.option("--backend", type=click.Choice(["auto", "bcc", "cbpf"]), default="auto",
+              show_default=True, help="Live: in-kernel filter (eBPF via BCC, or classic BPF).")
+@click.option("--ebpf", "print_program", is_flag=True,
+              help="Print the BPF program for the chosen backend and exit.")
+@click.option("-Z", "--relinquish-privileges", "user", metavar="USER", default="nobody",
+              show_default=True, help="Live: drop root to USER once attached ('root' keeps it).")
+@click.version_option(__version__, "--version")
+def main(path: str | None, interfaces: tuple[str, ...], as_json: bool, as_table: bool,
+         hex_dump: bool, reserved: bool, no_timestamps: bool, count: int | None,
+         duration: float | None, snaplen: int, promisc: bool, write: str | None, backend: str,
+         print_program: bool, user: str) -> None:
+    """Show, for every TCP connection, whether SMC was negotiated, over which path, and
+    if not, exactly why.
+
+    \b
+    Examples:
+      smctrace -f dump.pcap                 decode a capture file
+      tcpdump -i eth0 -w - | smctrace -f -  decode from a pipe
+      sudo smctrace -i eth0 --json          trace live, JSON lines
+    """
+    with user_errors():
+        if as_json and as_table:
+            raise UserError("--json and --table cannot be combined; pick one")
+        if print_program:
+            from smctrace.live import program_source
+
+            click.echo(program_source(backend, list(interfaces) or ["eth0"]))
+            return
+        if (path is None) == (not interfaces):
+            raise UserError("give either -f FILE or -i IFACE (see smctrace --help)")
+        sink = CountingSink(make_output(sys.stdout, as_json=as_json, as_table=as_table,
+                                        hex_dump=hex_dump, reserved=reserved,
+                                        timestamps=not no_timestamps))
+        if path is not None:
+            trace_file(path, sink)
+        else:
+            trace_live(list(interfaces), sink, backend=backend, snaplen=snaplen,
+                       promisc=promisc, count=count, duration=duration, write=write,
+                       user=user)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,1 @@
+"""Outputs: event sinks that render pipeline events (text, JSON lines, tables)."""

@@ -1,0 +1,55 @@
+"""Pieces shared by the renderers: outcome wording and the exit summary."""
+
+from __future__ import annotations
+
+import time as _time
+
+from smctrace.connections import ConnectionOutcome
+from smctrace.pipeline import TraceSummary
+
+
+def clock(t: float) -> str:
+    """Time of day like tcpdump's default (local time, microseconds)."""
+    whole = int(t)
+    micros = int(round((t - whole) * 1e6))
+    if micros == 1_000_000:
+        whole, micros = whole + 1, 0
+    return f"{_time.strftime('%H:%M:%S', _time.localtime(whole))}.{micros:06d}"
+
+
+def path_label(o: ConnectionOutcome) -> str | None:
+    """'SMC-D v2.1', 'SMC-R v1', ... for an established connection."""
+    if o.path is None or o.version is None:
+        return None
+    label = f"{o.path} v{o.version}"
+    if o.version >= 2 and o.release is not None:
+        label += f".{o.release}"
+    return label
+
+
+def describe_outcome(o: ConnectionOutcome) -> str:
+    """The outcome in plain words, one line."""
+    ms = f", {o.handshake_ms:.1f} ms" if o.handshake_ms is not None else ""
+    if o.outcome == "smc":
+        contact = {True: ", first contact", False: ", link group reused", None: ""}
+        return f"{path_label(o) or 'SMC'} established{contact[o.first_contact]}{ms}"
+    if o.outcome == "fallback":
+        return f"fallback: {o.reason}{ms}"
+    if o.outcome == "failed":
+        return f"failed: {o.reason}{ms}"
+    return f"incomplete: {o.reason}"
+
+
+def summary_line(s: TraceSummary, extra: dict[str, int] | None = None) -> str:
+    """tcpdump-style one-line exit summary."""
+    counts = ", ".join(f"{n} {name}" for name, n in s.outcomes.items())
+    line = (f"{s.frames} frames read, {s.connections} SMC connection"
+            f"{'' if s.connections == 1 else 's'} ({counts}), "
+            f"{s.plain_tcp} plain TCP, {s.messages} CLC messages")
+    if s.malformed:
+        line += f", {s.malformed} malformed"
+    if s.gaps:
+        line += f", {s.gaps} gaps"
+    if extra:
+        line += "; " + ", ".join(f"{n} {k.replace('_', ' ')}" for k, n in extra.items())
+    return line

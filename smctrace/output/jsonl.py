@@ -1,0 +1,62 @@
+"""JSON lines: the stable interface for scripts (schema in README.md)."""
+
+from __future__ import annotations
+
+import json
+from typing import Any, TextIO
+
+from smctrace.connections import ConnectionOutcome, EventSink, GapEvent, MessageEvent
+from smctrace.pipeline import TraceSummary
+
+
+class JsonOutput(EventSink):
+    def __init__(self, out: TextIO, *, reserved: bool = False, hex_dump: bool = False) -> None:
+        self._out = out
+        self._reserved = reserved
+        self._hex = hex_dump
+
+    def _emit(self, obj: dict[str, Any]) -> None:
+        # ensure_ascii keeps every wire string escaped: no control byte reaches a terminal.
+        self._out.write(json.dumps(obj, ensure_ascii=True, separators=(", ", ": ")) + "\n")
+
+    def on_message(self, event: MessageEvent) -> None:
+        msg = event.message
+        obj: dict[str, Any] = {
+            "event": "clc", "time": event.time, "frame": event.frame,
+            "client": str(event.conn.client), "server": str(event.conn.server),
+            "from": event.sender, "type": msg.kind, "version": msg.version,
+            "length": msg.length, "eyecatcher": msg.eyecatcher,
+            "fields": msg.fields(reserved=self._reserved), "malformed": msg.malformed,
+        }
+        if self._hex:
+            obj["hex"] = msg.raw.hex()
+        self._emit(obj)
+
+    def on_gap(self, event: GapEvent) -> None:
+        self._emit({"event": "gap", "time": event.time, "client": str(event.conn.client),
+                    "server": str(event.conn.server), "from": event.sender,
+                    "seq": event.seq, "missing": event.missing})
+
+    def on_connection(self, outcome: ConnectionOutcome) -> None:
+        self._emit({
+            "event": "connection", "client": str(outcome.conn.client),
+            "server": str(outcome.conn.server), "start": outcome.start, "end": outcome.end,
+            "syn_option": outcome.syn_option, "synack_option": outcome.synack_option,
+            "messages": list(outcome.messages), "outcome": outcome.outcome,
+            "path": outcome.path, "version": outcome.version, "release": outcome.release,
+            "first_contact": outcome.first_contact, "decline": outcome.decline_info(),
+            "reason": outcome.reason, "handshake_ms": outcome.handshake_ms,
+        })
+        self._out.flush()
+
+    def summary(self, s: TraceSummary, extra: dict[str, int] | None = None) -> None:
+        obj: dict[str, Any] = {
+            "event": "summary", "frames": s.frames, "segments": s.segments,
+            "connections": s.connections, "outcomes": dict(s.outcomes),
+            "plain_tcp": s.plain_tcp, "messages": s.messages, "malformed": s.malformed,
+            "gaps": s.gaps,
+        }
+        if extra:
+            obj.update(extra)
+        self._emit(obj)
+        self._out.flush()

@@ -1,0 +1,43 @@
+"""Default text output: one line per CLC message, one line per connection outcome."""
+
+from __future__ import annotations
+
+from typing import TextIO
+
+from smctrace.connections import ConnectionId, ConnectionOutcome, EventSink, GapEvent, MessageEvent
+from smctrace.output.clc_text import format_message, hexdump
+from smctrace.output.common import clock, describe_outcome
+
+
+class TextOutput(EventSink):
+    def __init__(self, out: TextIO, *, timestamps: bool = True, hex_dump: bool = False,
+                 reserved: bool = False) -> None:
+        self._out = out
+        self._timestamps = timestamps
+        self._hex = hex_dump
+        self._reserved = reserved
+
+    def _line(self, time: float, text: str) -> None:
+        prefix = f"{clock(time)} " if self._timestamps else ""
+        self._out.write(f"{prefix}{text}\n")
+
+    @staticmethod
+    def _direction(conn: ConnectionId, sender: str) -> str:
+        a, b = (conn.client, conn.server) if sender == "client" else (conn.server, conn.client)
+        return f"{a} -> {b}"
+
+    def on_message(self, event: MessageEvent) -> None:
+        text = format_message(event.message, reserved=self._reserved)
+        self._line(event.time, f"{self._direction(event.conn, event.sender)}: {text}")
+        if self._hex:
+            self._out.write(hexdump(event.message.raw) + "\n")
+
+    def on_gap(self, event: GapEvent) -> None:
+        size = f"{event.missing} bytes" if event.missing else "bytes"
+        self._line(event.time, f"{self._direction(event.conn, event.sender)}: "
+                               f"gap: {size} not captured at seq {event.seq}")
+
+    def on_connection(self, outcome: ConnectionOutcome) -> None:
+        self._line(outcome.end, f"{outcome.conn.client} -> {outcome.conn.server}: "
+                                f"{describe_outcome(outcome)}")
+        self._out.flush()

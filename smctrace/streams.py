@@ -1,0 +1,234 @@
+"""TCP segments -> CLC message bytes, per connection direction.
+
+A :class:`ClcStream` reassembles the *CLC phase* of one TCP direction: the bytes from the
+first payload byte after the SYN up to the point where CLC is over (the connection logic
+says so, or a payload that is not CLC shows up).  It copes with what real captures hold:
+out-of-order segments, retransmissions and overlaps, messages split across segments,
+several messages in one segment, a capture that started after the SYN, and holes that are
+never filled (the capture missed a segment that the peer did receive).
+
+Memory is bounded: a CLC message is at most 652 bytes, so a direction never buffers more
+than :data:`MAX_BUFFERED` bytes, in order or out of order; beyond that it reports a gap.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from smctrace.clc import EYECATCHER_D, EYECATCHER_R, HEADER_LEN, MAX_MESSAGE_LEN, peek_header
+
+SEQ_MOD = 1 << 32
+MAX_BUFFERED = 4 * MAX_MESSAGE_LEN  # in-order partial message + out-of-order segments
+MAX_PENDING_SEGMENTS = 32
+
+
+def seq_diff(a: int, b: int) -> int:
+    """Signed distance a - b in 32-bit sequence space."""
+    d = (a - b) % SEQ_MOD
+    return d - SEQ_MOD if d >= SEQ_MOD // 2 else d
+
+
+def starts_clc(payload: bytes) -> bool:
+    """True if the payload begins with an eyecatcher and a plausible CLC header."""
+    head = peek_header(payload)
+    return head is not None and head.plausible
+
+
+def could_be_clc_prefix(data: bytes) -> bool:
+    """True while fewer than 4 bytes are known and they match an eyecatcher's start."""
+    n = min(len(data), 4)
+    return data[:n] in (EYECATCHER_R[:n], EYECATCHER_D[:n])
+
+
+@dataclass(slots=True, frozen=True)
+class StreamMessage:
+    """The bytes of one CLC message, framed by the header's length field."""
+
+    time: float  # time of the segment that completed the message
+    data: bytes
+    seq: int  # sequence number of the first byte
+    frame: int  # frame number of the segment that completed it
+    truncated: bool = False  # the stream ended (or a hole opened) before `length` bytes
+
+
+@dataclass(slots=True, frozen=True)
+class StreamGap:
+    """Bytes the capture never saw: reported, never glued over."""
+
+    time: float
+    seq: int  # first missing sequence number
+    missing: int  # number of missing bytes (0 if unknown)
+
+
+@dataclass(slots=True, frozen=True)
+class StreamData:
+    """Payload that is not CLC: the CLC phase of this direction is over."""
+
+    time: float
+    seq: int
+    frame: int
+
+
+StreamEvent = StreamMessage | StreamGap | StreamData
+
+
+@dataclass(slots=True)
+class _Pending:
+    seq: int
+    payload: bytes
+    time: float
+    frame: int
+
+
+class ClcStream:
+    """Reassembles the CLC phase of one TCP direction into whole messages."""
+
+    __slots__ = ("_buffer", "_buffer_seq", "_last_frame", "_last_time", "_pending",
+                 "closed", "next_seq")
+
+    def __init__(self, next_seq: int | None = None) -> None:
+        # next_seq is None until we know where the stream starts: SYN seen (ISN + 1) or,
+        # for a capture that began mid-connection, the first segment carrying a CLC header.
+        self.next_seq = next_seq
+        self.closed = False
+        self._buffer = bytearray()  # bytes of the message being assembled
+        self._buffer_seq = 0
+        self._pending: list[_Pending] = []
+        self._last_time = 0.0
+        self._last_frame = 0
+
+    def add(self, seq: int, payload: bytes, time: float, frame: int = 0) -> list[StreamEvent]:
+        """Add one segment's payload; return the events it completes."""
+        if self.closed or not payload:
+            return []
+        events: list[StreamEvent] = []
+        if self.next_seq is None:
+            if not starts_clc(payload):
+                return []  # mid-stream and not at a message boundary: nothing to anchor on
+            self.next_seq = seq
+            self._buffer_seq = seq
+        offset = seq_diff(seq, self.next_seq)
+        if offset > 0:
+            self._hold(seq, payload, time, frame, events)
+            return events
+        if -offset >= len(payload):
+            return events  # pure retransmission of bytes already taken
+        self._append(payload[-offset:], time, frame, events)
+        self._drain_pending(events)
+        return events
+
+    def _hold(self, seq: int, payload: bytes, time: float, frame: int,
+              events: list[StreamEvent]) -> None:
+        """Keep an out-of-order segment until the hole before it is filled."""
+        if any(p.seq == seq and len(p.payload) >= len(payload) for p in self._pending):
+            return  # retransmission of a segment we already hold
+        self._pending.append(_Pending(seq, payload, time, frame))
+        held = sum(len(p.payload) for p in self._pending) + len(self._buffer)
+        if held > MAX_BUFFERED or len(self._pending) > MAX_PENDING_SEGMENTS:
+            self.skip_hole(time, events)
+
+    def _append(self, data: bytes, time: float, frame: int, events: list[StreamEvent]) -> None:
+        assert self.next_seq is not None
+        if not self._buffer:
+            self._buffer_seq = self.next_seq
+        self._buffer += data
+        self.next_seq = (self.next_seq + len(data)) % SEQ_MOD
+        self._last_time = time
+        self._last_frame = frame
+        self._extract(events)
+
+    def _drain_pending(self, events: list[StreamEvent]) -> None:
+        progressed = True
+        while progressed and self._pending and not self.closed:
+            progressed = False
+            for p in sorted(self._pending, key=lambda p: seq_diff(p.seq, self.next_seq or 0)):
+                assert self.next_seq is not None
+                offset = seq_diff(p.seq, self.next_seq)
+                if offset > 0:
+                    break
+                self._pending.remove(p)
+                if -offset < len(p.payload):
+                    self._append(p.payload[-offset:], p.time, p.frame, events)
+                progressed = True
+                break
+
+    def _extract(self, events: list[StreamEvent]) -> None:
+        """Cut every complete message off the front of the buffer."""
+        buf = self._buffer
+        while buf and not self.closed:
+            if len(buf) < HEADER_LEN:
+                if not could_be_clc_prefix(bytes(buf)):
+                    self._non_clc(events)
+                return
+            head = peek_header(bytes(buf[:HEADER_LEN]))
+            if head is None or not head.plausible:
+                # Not a CLC header where one must start: either application data (the
+                # phase is over) or a message whose header is corrupt.  With an
+                # eyecatcher but an impossible header we still hand it to the decoder so
+                # that it is reported as malformed, and stop framing this direction.
+                if head is not None:
+                    size = min(len(buf), MAX_MESSAGE_LEN)
+                    events.append(StreamMessage(self._last_time, bytes(buf[:size]),
+                                                self._buffer_seq, self._last_frame))
+                    self.close()
+                else:
+                    self._non_clc(events)
+                return
+            if len(buf) < head.length:
+                return
+            events.append(StreamMessage(self._last_time, bytes(buf[:head.length]),
+                                        self._buffer_seq, self._last_frame))
+            del buf[:head.length]
+            self._buffer_seq = (self._buffer_seq + head.length) % SEQ_MOD
+
+    def _non_clc(self, events: list[StreamEvent]) -> None:
+        events.append(StreamData(self._last_time, self._buffer_seq, self._last_frame))
+        self.close()
+
+    def skip_hole(self, time: float, events: list[StreamEvent]) -> None:
+        """Give up waiting for missing bytes: report the gap and resynchronise.
+
+        Whatever partial message sits in the buffer is reported as truncated; reading
+        resumes at the first held segment that starts with a CLC header.
+        """
+        if self.closed:
+            return
+        if self._buffer:
+            events.append(StreamMessage(self._last_time, bytes(self._buffer),
+                                        self._buffer_seq, self._last_frame, truncated=True))
+            self._buffer.clear()
+        if not self._pending or self.next_seq is None:
+            return
+        anchor = self.next_seq
+        self._pending.sort(key=lambda p: seq_diff(p.seq, anchor))
+        first = self._pending[0]
+        resume = next((p for p in self._pending if starts_clc(p.payload)), None)
+        events.append(StreamGap(time, self.next_seq, max(seq_diff(first.seq, self.next_seq), 0)))
+        if resume is None:
+            self._pending.clear()
+            self.close()
+            return
+        self._pending = [p for p in self._pending if seq_diff(p.seq, resume.seq) >= 0]
+        self.next_seq = resume.seq
+        self._buffer_seq = resume.seq
+        self._drain_pending(events)
+
+    def flush(self, time: float) -> list[StreamEvent]:
+        """End of input for this direction: report holes and partial messages."""
+        events: list[StreamEvent] = []
+        while not self.closed and (self._pending or self._buffer):
+            before = (len(self._pending), len(self._buffer))
+            self.skip_hole(time, events)
+            if (len(self._pending), len(self._buffer)) == before:
+                break
+        return events
+
+    def oldest_pending(self) -> float | None:
+        """Capture time of the oldest out-of-order segment still waiting for a hole."""
+        return min((p.time for p in self._pending), default=None)
+
+    def close(self) -> None:
+        """The CLC phase of this direction is over: drop all buffered bytes."""
+        self.closed = True
+        self._buffer = bytearray()
+        self._pending = []

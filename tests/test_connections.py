@@ -1,0 +1,245 @@
+"""Connection outcomes from segment sequences (no capture layer involved)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import pytest
+
+from smctrace.connections import (
+    ConnectionOutcome,
+    ConnectionTracker,
+    EventSink,
+    GapEvent,
+    MessageEvent,
+)
+from smctrace.packet import ACK, FIN, PSH, RST, SYN, Segment
+from tests.vectors import (
+    ACCEPT_D_V1,
+    ACCEPT_R_V1,
+    CONFIRM_D_V1,
+    CONFIRM_R_V1,
+    DECLINE_V1_NOSMCDEV,
+    DECLINE_V2,
+    PROPOSAL_V1_52,
+)
+
+C, S = ("10.0.0.2", 40000), ("10.0.0.1", 7001)
+CISN, SISN = 100, 5000
+
+
+@dataclass
+class Recorder(EventSink):
+    messages: list[MessageEvent] = field(default_factory=list)
+    gaps: list[GapEvent] = field(default_factory=list)
+    outcomes: list[ConnectionOutcome] = field(default_factory=list)
+
+    def on_message(self, event: MessageEvent) -> None:
+        self.messages.append(event)
+
+    def on_gap(self, event: GapEvent) -> None:
+        self.gaps.append(event)
+
+    def on_connection(self, outcome: ConnectionOutcome) -> None:
+        self.outcomes.append(outcome)
+
+
+class Conversation:
+    """Builds the segments of one client/server exchange with correct sequence numbers."""
+
+    def __init__(self, tracker: ConnectionTracker, client: tuple[str, int] = C,
+                 server: tuple[str, int] = S) -> None:
+        self.t = tracker
+        self.client, self.server = client, server
+        self.seq = {"client": CISN + 1, "server": SISN + 1}
+        self.time = 100.0
+
+    def seg(self, sender: str, flags: int, payload: bytes = b"", *, seq: int | None = None,
+            smc_option: bool = False, dt: float = 0.001) -> None:
+        self.time += dt
+        a, b = (self.client, self.server) if sender == "client" else (self.server, self.client)
+        s = self.seq[sender] if seq is None else seq
+        self.t.on_segment(Segment(self.time, a[0], b[0], a[1], b[1], s, 0, flags, smc_option,
+                                  payload, len(payload)))
+        if seq is None:
+            self.seq[sender] = (s + len(payload) + (1 if flags & (SYN | FIN) else 0)) % (1 << 32)
+
+    def handshake(self, syn_option: bool = True, synack_option: bool = True) -> None:
+        self.seg("client", SYN, seq=CISN, smc_option=syn_option)
+        self.seg("server", SYN | ACK, seq=SISN, smc_option=synack_option)
+        self.seg("client", ACK)
+
+    def send(self, sender: str, payload: bytes, dt: float = 0.001) -> None:
+        self.seg(sender, PSH | ACK, payload, dt=dt)
+
+
+def run(script: list[tuple[str, bytes]], finish: bool = True) -> Recorder:
+    rec = Recorder()
+    tracker = ConnectionTracker(rec)
+    conv = Conversation(tracker)
+    conv.handshake()
+    for sender, payload in script:
+        conv.send(sender, payload)
+    if finish:
+        tracker.finish()
+    return rec
+
+
+def test_smcr_v1_established() -> None:
+    rec = run([("client", PROPOSAL_V1_52), ("server", ACCEPT_R_V1), ("client", CONFIRM_R_V1)])
+    [o] = rec.outcomes
+    assert o.outcome == "smc" and o.path == "SMC-R" and o.version == 1
+    assert o.messages == ("proposal", "accept", "confirm")
+    assert o.first_contact is True
+    assert o.syn_option is True and o.synack_option is True
+    assert o.conn.client.port == 40000 and o.conn.server.port == 7001
+    assert [m.sender for m in rec.messages] == ["client", "server", "client"]
+    assert o.handshake_ms == pytest.approx(5.0)  # SYN (t+1 ms) .. Confirm (t+6 ms)
+
+
+def test_smcd_established() -> None:
+    rec = run([("client", PROPOSAL_V1_52), ("server", ACCEPT_D_V1), ("client", CONFIRM_D_V1)])
+    [o] = rec.outcomes
+    assert (o.outcome, o.path, o.version) == ("smc", "SMC-D", 1)
+
+
+def test_server_decline_is_fallback_with_code_and_sender() -> None:
+    rec = run([("client", PROPOSAL_V1_52), ("server", DECLINE_V2), ("client", b"data")])
+    [o] = rec.outcomes
+    assert o.outcome == "fallback" and o.decline_from == "server"
+    info = o.decline_info()
+    assert info is not None and info["code"] == 0x03030009 and info["from"] == "server"
+    assert o.path is None and o.version is None
+
+
+def test_client_decline_as_first_message() -> None:
+    rec = run([("client", DECLINE_V1_NOSMCDEV + b"Hello, world")])
+    [o] = rec.outcomes
+    assert o.outcome == "fallback" and o.decline_from == "client"
+    assert o.messages == ("decline",)
+
+
+def test_late_decline_after_confirm_overrides_smc() -> None:
+    rec = Recorder()
+    tracker = ConnectionTracker(rec)
+    conv = Conversation(tracker)
+    conv.handshake()
+    for sender, payload in [("client", PROPOSAL_V1_52), ("server", ACCEPT_R_V1),
+                            ("client", CONFIRM_R_V1)]:
+        conv.send(sender, payload)
+    tracker.advance(conv.time + 1.0)
+    assert rec.outcomes == []  # SMC-R: still waiting for a possible late Decline
+    conv.send("client", DECLINE_V2, dt=5.3)  # like data/real-kernel/D7
+    [o] = rec.outcomes
+    assert o.outcome == "fallback" and o.decline_from == "client"
+    assert o.messages == ("proposal", "accept", "confirm", "decline")
+
+
+def test_smc_settles_after_grace_or_fin() -> None:
+    rec = run([("client", PROPOSAL_V1_52), ("server", ACCEPT_R_V1), ("client", CONFIRM_R_V1)],
+              finish=False)
+    assert rec.outcomes == []
+    rec2 = Recorder()
+    tracker = ConnectionTracker(rec2)
+    conv = Conversation(tracker)
+    conv.handshake()
+    for sender, payload in [("client", PROPOSAL_V1_52), ("server", ACCEPT_D_V1),
+                            ("client", CONFIRM_D_V1)]:
+        conv.send(sender, payload)
+    conv.seg("server", FIN | ACK)
+    assert [o.outcome for o in rec2.outcomes] == ["smc"]
+
+
+def test_synack_without_option_is_fallback() -> None:
+    rec = Recorder()
+    tracker = ConnectionTracker(rec)
+    Conversation(tracker).handshake(synack_option=False)
+    [o] = rec.outcomes
+    assert o.outcome == "fallback" and o.synack_option is False and o.decline is None
+    assert "did not answer the SMC option" in o.reason
+
+
+def test_plain_tcp_is_only_counted_once_per_connection() -> None:
+    rec = Recorder()
+    tracker = ConnectionTracker(rec)
+    conv = Conversation(tracker)
+    conv.handshake(syn_option=False, synack_option=False)
+    conv.seg("client", SYN, seq=CISN)  # retransmitted SYN
+    conv.send("client", b"GET / HTTP/1.1\r\n\r\n")
+    tracker.finish()
+    assert rec.outcomes == [] and tracker.plain_tcp == 1
+
+
+def test_fin_during_clc_is_failed() -> None:
+    rec = run([("client", PROPOSAL_V1_52)], finish=False)
+    assert rec.outcomes == []
+    rec = Recorder()
+    tracker = ConnectionTracker(rec)
+    conv = Conversation(tracker)
+    conv.handshake()
+    conv.send("client", PROPOSAL_V1_52)
+    conv.seg("server", RST | ACK, dt=6.0)  # CLC timeout at the server
+    [o] = rec.outcomes
+    assert o.outcome == "failed" and "after proposal" in o.reason and "server reset" in o.reason
+
+
+def test_non_clc_data_in_clc_phase_is_failed() -> None:
+    rec = run([("client", b"not a CLC message at all")])
+    [o] = rec.outcomes
+    assert o.outcome == "failed" and "non-CLC data" in o.reason
+
+
+def test_capture_ending_mid_handshake_is_incomplete() -> None:
+    rec = run([("client", PROPOSAL_V1_52), ("server", ACCEPT_R_V1)])
+    [o] = rec.outcomes
+    assert o.outcome == "incomplete" and o.handshake_ms is None
+    assert o.reason == "capture ended after accept"
+
+
+def test_mid_stream_pickup_without_syn() -> None:
+    rec = Recorder()
+    tracker = ConnectionTracker(rec)
+    conv = Conversation(tracker)  # no handshake: the capture started later
+    conv.send("server", ACCEPT_R_V1)
+    conv.send("client", CONFIRM_R_V1)
+    tracker.finish()
+    [o] = rec.outcomes
+    assert o.outcome == "smc" and o.syn_option is None
+    assert str(o.conn.client) == "10.0.0.2:40000"  # an Accept comes from the server
+
+
+def test_retransmitted_decline_after_report_is_not_a_new_connection() -> None:
+    rec = Recorder()
+    tracker = ConnectionTracker(rec)
+    conv = Conversation(tracker)
+    conv.handshake()
+    conv.send("client", PROPOSAL_V1_52)
+    conv.send("server", DECLINE_V2)
+    conv.seg("server", PSH | ACK, DECLINE_V2, seq=SISN + 1)  # retransmission
+    tracker.finish()
+    assert len(rec.outcomes) == 1 and len(rec.messages) == 2
+
+
+def test_gap_is_reported_and_messages_after_it_decoded() -> None:
+    rec = Recorder()
+    tracker = ConnectionTracker(rec)
+    conv = Conversation(tracker)
+    conv.handshake()
+    conv.seg("client", PSH | ACK, PROPOSAL_V1_52[:20])
+    conv.seq["client"] += 32  # the capture missed the rest of the Proposal
+    conv.send("client", DECLINE_V1_NOSMCDEV)
+    tracker.advance(conv.time + 10.0)
+    assert len(rec.gaps) == 1 and rec.gaps[0].missing == 32
+    assert [m.message.kind for m in rec.messages] == ["proposal", "decline"]
+    assert rec.messages[0].message.malformed  # the truncated Proposal says so
+    assert rec.outcomes[0].outcome == "fallback"
+
+
+def test_ipv6_endpoints_are_bracketed() -> None:
+    rec = Recorder()
+    tracker = ConnectionTracker(rec)
+    conv = Conversation(tracker, ("2001:db8::2", 40000), ("2001:db8::1", 7001))
+    conv.handshake()
+    conv.send("client", DECLINE_V1_NOSMCDEV)
+    [o] = rec.outcomes
+    assert str(o.conn.client) == "[2001:db8::2]:40000"
