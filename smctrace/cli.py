@@ -19,7 +19,7 @@ from smctrace.output.common import summary_line
 from smctrace.output.jsonl import JsonOutput
 from smctrace.output.table import TableOutput
 from smctrace.output.text import TextOutput
-from smctrace.pipeline import TraceSummary, Tracer
+from smctrace.pipeline import Tracer, TraceSummary
 
 
 class UserError(Exception):
@@ -91,7 +91,7 @@ def trace_live(interfaces: list[str], sink: CountingSink, *, backend: str, snapl
                promisc: bool, count: int | None, duration: float | None,
                write: str | None, user: str | None) -> None:
     from smctrace.live import LiveCapture, LiveError
-    from smctrace.live.privileges import drop_privileges
+    from smctrace.privileges import drop_privileges
 
     stop_requested = False
 

@@ -18,9 +18,16 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Literal
 
-from smctrace.clc import Accept, ClcMessage, Confirm, Decline, Proposal, decode, describe_decline
+from smctrace.clc import Accept, ClcMessage, Confirm, Decline, decode, describe_decline
 from smctrace.packet import ACK, FIN, RST, SYN, Segment
-from smctrace.streams import ClcStream, StreamData, StreamEvent, StreamGap, StreamMessage, starts_clc
+from smctrace.streams import (
+    ClcStream,
+    StreamData,
+    StreamEvent,
+    StreamGap,
+    StreamMessage,
+    starts_clc,
+)
 
 Role = Literal["client", "server"]
 Outcome = Literal["smc", "fallback", "failed", "incomplete"]

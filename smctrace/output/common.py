@@ -11,7 +11,7 @@ from smctrace.pipeline import TraceSummary
 def clock(t: float) -> str:
     """Time of day like tcpdump's default (local time, microseconds)."""
     whole = int(t)
-    micros = int(round((t - whole) * 1e6))
+    micros = round((t - whole) * 1e6)
     if micros == 1_000_000:
         whole, micros = whole + 1, 0
     return f"{_time.strftime('%H:%M:%S', _time.localtime(whole))}.{micros:06d}"

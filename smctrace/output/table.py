@@ -8,7 +8,7 @@ from typing import TextIO
 from tabulate import tabulate
 
 from smctrace.clc import describe_decline
-from smctrace.connections import OUTCOMES, ConnectionOutcome, EventSink
+from smctrace.connections import OUTCOMES, ConnectionOutcome, EventSink, Outcome
 from smctrace.output.common import path_label
 
 
@@ -34,7 +34,7 @@ class TableOutput(EventSink):
         self._out.write(tabulate(table, headers=["client", "server", "outcome", "path",
                                                  "decline", "handshake ms"],
                                  tablefmt="simple", disable_numparse=True) + "\n\n")
-        by_key: Counter[tuple[str, str]] = Counter()
+        by_key: Counter[tuple[Outcome, str]] = Counter()
         for o in rows:
             key = ""
             if o.decline is not None:
