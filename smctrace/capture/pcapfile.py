@@ -1,0 +1,535 @@
+"""Streaming reader for classic pcap and pcapng capture files.
+
+The input is read in large chunks from a path, ``"-"`` (stdin) or any binary stream and
+never seeked, so ``tcpdump -w - | smctrace -f -`` works and memory stays flat in the file
+size.  With a :class:`~smctrace.capture.prefilter.Prefilter`, records are walked by the
+prefilter's scanner (C when built) and only candidate frames become :class:`Frame`
+objects.  Damaged input ends with :class:`CaptureError` after every frame before the
+damage has been yielded.
+"""
+
+from __future__ import annotations
+
+import struct
+import sys
+from array import array
+from collections.abc import Iterator
+from types import TracebackType
+from typing import BinaryIO
+
+from smctrace.capture import CaptureError, Frame
+from smctrace.capture.prefilter import STATUS_CANDIDATE, Prefilter
+
+CHUNK_SIZE = 4 * 1024 * 1024
+
+PCAP_MAGIC_MICRO = 0xA1B2C3D4
+PCAP_MAGIC_NANO = 0xA1B23C4D
+PCAP_MAGICS = (PCAP_MAGIC_MICRO, PCAP_MAGIC_NANO)
+PCAP_FILE_HEADER_LEN = 24
+PCAP_RECORD_HEADER_LEN = 16
+# libpcap's largest snap length; a record claiming more is corrupt unless the file
+# header announced a bigger snap length (capped so a corrupt header cannot make us
+# buffer gigabytes).
+PCAP_MAX_SNAPLEN = 262144
+PCAP_MAX_CAPLEN_LIMIT = 64 * 1024 * 1024
+# The link type field's upper bits carry FCS information (pcap-linktype(7)).
+PCAP_LINKTYPE_MASK = 0x03FFFFFF
+
+PCAPNG_SHB = 0x0A0D0D0A
+PCAPNG_IDB = 0x00000001
+PCAPNG_OPB = 0x00000002
+PCAPNG_SPB = 0x00000003
+PCAPNG_EPB = 0x00000006
+PCAPNG_BYTE_ORDER_MAGIC = 0x1A2B3C4D
+PCAPNG_MAX_BLOCK_LEN = 64 * 1024 * 1024
+IF_TSRESOL = 9
+IF_TSOFFSET = 14
+OPT_ENDOFOPT = 0
+
+
+def _describe_os_error(error: OSError) -> str:
+    return error.strerror or str(error)
+
+
+class _ChunkBuffer:
+    """A sliding window over a stream: ``data[pos:end]`` is unread, ``base`` is the file
+    offset of ``data[0]``.
+
+    The window is one reused bytearray filled with ``readinto``: no per-chunk allocation
+    and no copy beyond the kernel's, and the scanner reads bytes that are still in cache.
+    """
+
+    def __init__(self, stream: BinaryIO) -> None:
+        self._stream = stream
+        # readinto1/read1 return what a pipe has now instead of waiting for a full chunk,
+        # which keeps a live `tcpdump -U -w - | smctrace -f -` responsive.
+        readinto = getattr(stream, "readinto1", None) or getattr(stream, "readinto", None)
+        self._readinto = readinto if callable(readinto) else None
+        read1 = getattr(stream, "read1", None)
+        self._read = read1 if callable(read1) else stream.read
+        self.data = bytearray(CHUNK_SIZE)
+        self.view = memoryview(self.data)
+        self.pos = 0
+        self.end = 0
+        self.base = 0
+        self.eof = False
+
+    @property
+    def available(self) -> int:
+        return self.end - self.pos
+
+    @property
+    def offset(self) -> int:
+        """File offset of the next unread byte."""
+        return self.base + self.pos
+
+    def take(self, start: int, stop: int) -> bytes:
+        """A copy of data[start:stop] (frames outlive the window)."""
+        return bytes(self.view[start:stop])
+
+    def _compact(self, capacity: int) -> None:
+        """Move the unread bytes to the front, growing the window to ``capacity``."""
+        unread = self.end - self.pos
+        if capacity > len(self.data):
+            data = bytearray(capacity)
+            data[:unread] = self.view[self.pos : self.end]
+            self.view.release()
+            self.data, self.view = data, memoryview(data)
+        elif self.pos:
+            self.view[:unread] = self.view[self.pos : self.end]
+        self.base += self.pos
+        self.pos, self.end = 0, unread
+
+    def _read_some(self) -> int:
+        """One read into the free space after ``end``; returns the byte count (0 = EOF)."""
+        if self._readinto is not None:
+            count = self._readinto(self.view[self.end :])
+            if count is None:  # only non-blocking streams do this; we need blocking ones
+                raise BlockingIOError("non-blocking capture stream has no data ready")
+        else:
+            chunk = self._read(len(self.data) - self.end)
+            count = len(chunk)
+            self.view[self.end : self.end + count] = chunk
+        self.end += count
+        return int(count)
+
+    def ensure(self, count: int) -> bool:
+        """Make ``count`` unread bytes available; False if the stream ends first.
+
+        Reads only when the window lacks those bytes (a pipe read blocks, and a live
+        capture must not wait for the next packet to hand out the current one), and then
+        as much as the stream has, up to the window size, so the scanner sees many
+        records per call.
+        """
+        while self.end - self.pos < count:
+            if self.eof:
+                return False
+            capacity = len(self.data)
+            if capacity - self.end < capacity // 2 or self.pos + count > capacity:
+                self._compact(max(capacity, count))
+            if self._read_some() == 0:
+                self.eof = True
+                return False
+        return True
+
+
+class CaptureFile:
+    """A pcap or pcapng capture read as a stream of frames."""
+
+    def __init__(self, source: str | BinaryIO) -> None:
+        self._owns_stream = False
+        if isinstance(source, str):
+            if source == "-":
+                self.name = "<stdin>"
+                stream: BinaryIO = sys.stdin.buffer
+            else:
+                self.name = source
+                try:
+                    stream = open(source, "rb", buffering=0)  # noqa: SIM115 - closed in close()
+                except OSError as error:
+                    raise CaptureError(
+                        f"cannot open {source}: {_describe_os_error(error)}"
+                    ) from None
+                self._owns_stream = True
+        else:
+            stream = source
+            self.name = str(getattr(source, "name", "<stream>"))
+        self._stream = stream
+        self._buffer = _ChunkBuffer(stream)
+        self.frames_read = 0
+        self._iterating = False
+        try:
+            self.format = self._read_magic()
+        except CaptureError:
+            self.close()
+            raise
+
+    # -- lifetime -------------------------------------------------------------------
+
+    def __enter__(self) -> CaptureFile:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    def close(self) -> None:
+        if self._owns_stream:
+            self._stream.close()
+            self._owns_stream = False
+
+    @property
+    def bytes_read(self) -> int:
+        """Bytes consumed from the input so far (records handed out or skipped)."""
+        return self._buffer.offset
+
+    # -- header ---------------------------------------------------------------------
+
+    def _read_magic(self) -> str:
+        buffer = self._buffer
+        try:
+            buffer.ensure(4)
+        except OSError as error:
+            raise CaptureError(f"{self.name}: read error: {_describe_os_error(error)}") from None
+        if buffer.available == 0:
+            raise CaptureError(f"{self.name}: empty input, not a pcap or pcapng file")
+        head = bytes(buffer.view[buffer.pos : buffer.pos + 4])
+        if len(head) == 4:
+            little, big = struct.unpack("<I", head)[0], struct.unpack(">I", head)[0]
+            if little in PCAP_MAGICS or big in PCAP_MAGICS:
+                return "pcap"
+            if little == PCAPNG_SHB:
+                return "pcapng"
+        raise CaptureError(f"{self.name}: not a pcap or pcapng file (magic 0x{head.hex()})")
+
+    # -- iteration ------------------------------------------------------------------
+
+    def frames(self, prefilter: Prefilter | None = None) -> Iterator[Frame]:
+        """Every frame, or with ``prefilter`` only candidate frames, in file order."""
+        if self._iterating:
+            raise RuntimeError("frames() can only be iterated once per CaptureFile")
+        self._iterating = True
+        try:
+            if self.format == "pcap":
+                yield from self._pcap_frames(prefilter)
+            else:
+                yield from self._pcapng_frames(prefilter)
+        except OSError as error:
+            raise CaptureError(f"{self.name}: read error: {_describe_os_error(error)}") from None
+
+    def _truncated(self, what: str, offset: int, announced: int, present: int) -> CaptureError:
+        return CaptureError(
+            f"{self.name}: truncated {what} at byte {offset} (frame {self.frames_read + 1}): "
+            f"{announced} bytes announced, {present} present"
+        )
+
+    # -- classic pcap ---------------------------------------------------------------
+
+    def _pcap_frames(self, prefilter: Prefilter | None) -> Iterator[Frame]:
+        buffer = self._buffer
+        if not buffer.ensure(PCAP_FILE_HEADER_LEN):
+            raise CaptureError(
+                f"{self.name}: truncated pcap file header: {PCAP_FILE_HEADER_LEN} bytes "
+                f"needed, {buffer.available} present"
+            )
+        header = buffer.take(buffer.pos, buffer.pos + PCAP_FILE_HEADER_LEN)
+        order = "<" if struct.unpack("<I", header[:4])[0] in PCAP_MAGICS else ">"
+        magic, _major, _minor, _zone, _sigfigs, snaplen, linktype_field = struct.unpack(
+            order + "IHHiIII", header
+        )
+        units = 1_000_000_000 if magic == PCAP_MAGIC_NANO else 1_000_000
+        linktype = linktype_field & PCAP_LINKTYPE_MASK
+        max_caplen = min(max(snaplen, PCAP_MAX_SNAPLEN), PCAP_MAX_CAPLEN_LIMIT)
+        swapped = (order == "<") != (sys.byteorder == "little")
+        record_header = struct.Struct(order + "IIII")
+        buffer.pos += PCAP_FILE_HEADER_LEN
+
+        while True:
+            if prefilter is not None:
+                data = buffer.view
+                status, position, walked = prefilter.scan_pcap(
+                    data, buffer.pos, buffer.end, swapped, linktype, max_caplen
+                )
+                self.frames_read += walked
+                buffer.pos = position
+                if status == STATUS_CANDIDATE:
+                    seconds, fraction, caplen, orig_len = record_header.unpack_from(data, position)
+                    start = position + PCAP_RECORD_HEADER_LEN
+                    buffer.pos = start + caplen
+                    yield Frame(
+                        time=seconds + fraction / units,
+                        linktype=linktype,
+                        data=buffer.take(start, start + caplen),
+                        orig_len=orig_len,
+                        number=self.frames_read,
+                    )
+                    continue
+            # The record at buffer.pos is not complete in the window (or the scanner
+            # stopped at it): check it and read on, or report the damage.
+            if not buffer.ensure(PCAP_RECORD_HEADER_LEN):
+                if buffer.available == 0:
+                    return
+                raise self._truncated(
+                    "record header",
+                    buffer.offset,
+                    PCAP_RECORD_HEADER_LEN,
+                    buffer.available,
+                )
+            seconds, fraction, caplen, orig_len = record_header.unpack_from(buffer.view, buffer.pos)
+            if caplen > max_caplen:
+                raise CaptureError(
+                    f"{self.name}: corrupt record at byte {buffer.offset} "
+                    f"(frame {self.frames_read + 1}): captured length {caplen} exceeds "
+                    f"the maximum {max_caplen}"
+                )
+            if not buffer.ensure(PCAP_RECORD_HEADER_LEN + caplen):
+                raise self._truncated(
+                    "record",
+                    buffer.offset,
+                    caplen,
+                    buffer.available - PCAP_RECORD_HEADER_LEN,
+                )
+            if prefilter is not None:
+                continue  # complete now: the scanner takes it from here
+            start = buffer.pos + PCAP_RECORD_HEADER_LEN
+            self.frames_read += 1
+            frame = Frame(
+                time=seconds + fraction / units,
+                linktype=linktype,
+                data=buffer.take(start, start + caplen),
+                orig_len=orig_len,
+                number=self.frames_read,
+            )
+            buffer.pos = start + caplen
+            yield frame
+
+    # -- pcapng ---------------------------------------------------------------------
+
+    def _pcapng_frames(self, prefilter: Prefilter | None) -> Iterator[Frame]:
+        section = _PcapngSection(self.name)
+        buffer = self._buffer
+        while True:
+            if prefilter is not None and section.interfaces:
+                data = buffer.view
+                status, position, walked, last_epb = prefilter.scan_pcapng(
+                    data, buffer.pos, buffer.end, section.swapped, section.linktypes_native
+                )
+                self.frames_read += walked
+                if last_epb >= 0:
+                    section.remember_epb_time(data, last_epb)
+                buffer.pos = position
+                if status == STATUS_CANDIDATE:
+                    total = section.word.unpack_from(data, position + 4)[0]
+                    buffer.pos = position + total
+                    yield section.packet_frame(data, position, total, self.frames_read)
+                    continue
+            # Python handles this block: non-packet blocks, damage, or no prefilter.
+            if not buffer.ensure(12):
+                if buffer.available == 0:
+                    if not section.started:
+                        raise CaptureError(f"{self.name}: empty pcapng file")
+                    return
+                raise self._truncated("block header", buffer.offset, 12, buffer.available)
+            block_offset = buffer.offset
+            if not section.started or bytes(buffer.view[buffer.pos : buffer.pos + 4]) == (
+                b"\x0a\x0d\x0d\x0a"
+            ):
+                section.start(buffer.view, buffer.pos, block_offset)
+            block_type, total = struct.unpack_from(section.order + "II", buffer.view, buffer.pos)
+            if total < 12 or total % 4:
+                raise CaptureError(
+                    f"{self.name}: corrupt pcapng block at byte {block_offset}: length {total} "
+                    + ("< 12" if total < 12 else "is not a multiple of 4")
+                )
+            if total > PCAPNG_MAX_BLOCK_LEN:
+                raise CaptureError(
+                    f"{self.name}: corrupt pcapng block at byte {block_offset}: length {total} "
+                    f"exceeds the {PCAPNG_MAX_BLOCK_LEN} byte limit"
+                )
+            if not buffer.ensure(total):
+                raise self._truncated("block", block_offset, total, buffer.available)
+            data = buffer.view
+            position = buffer.pos
+            trailer = section.word.unpack_from(data, position + total - 4)[0]
+            if trailer != total:
+                raise CaptureError(
+                    f"{self.name}: corrupt pcapng block at byte {block_offset}: trailing "
+                    f"length {trailer} differs from leading length {total}"
+                )
+            if block_type in (PCAPNG_EPB, PCAPNG_SPB, PCAPNG_OPB):
+                # Reached for every packet block without a prefilter; with one, for OPBs
+                # (unknown to the scanner), blocks that arrived in pieces, and damage.
+                section.check_packet_block(data, position, total, block_offset)
+                self.frames_read += 1
+                frame = section.packet_frame(data, position, total, self.frames_read)
+                buffer.pos = position + total
+                if prefilter is None or prefilter.is_candidate(frame.data, frame.linktype):
+                    yield frame
+                continue
+            if block_type == PCAPNG_SHB:
+                section.read_shb(data, position, total, block_offset)
+            elif block_type == PCAPNG_IDB:
+                section.read_idb(data, position, total, block_offset)
+            # Any other block (statistics, name resolution, custom, ...) is skipped.
+            buffer.pos = position + total
+
+
+class _PcapngSection:
+    """State of the current pcapng section: byte order and interfaces."""
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+        self.order = "<"
+        self.word = struct.Struct("<I")
+        self.started = False  # a section header has been seen
+        self.swapped = False
+        # Per interface: link type, timestamp units per second, offset (s), snap length.
+        self.interfaces: list[tuple[int, int, int, int]] = []
+        self.linktypes_native = b""
+        self.last_time = 0.0
+
+    def start(self, data: memoryview, position: int, block_offset: int) -> None:
+        """Learn the byte order from the SHB at ``position`` (at least 12 bytes present)."""
+        block_type = bytes(data[position : position + 4])
+        if block_type != b"\x0a\x0d\x0d\x0a":
+            raise CaptureError(
+                f"{self.name}: corrupt pcapng file at byte {block_offset}: "
+                f"first block is not a section header (type 0x{block_type.hex()})"
+            )
+        magic = bytes(data[position + 8 : position + 12])
+        if magic == struct.pack("<I", PCAPNG_BYTE_ORDER_MAGIC):
+            self.order = "<"
+        elif magic == struct.pack(">I", PCAPNG_BYTE_ORDER_MAGIC):
+            self.order = ">"
+        else:
+            raise CaptureError(
+                f"{self.name}: corrupt pcapng section header at byte {block_offset}: "
+                f"byte-order magic 0x{magic.hex()}"
+            )
+        self.word = struct.Struct(self.order + "I")
+        self.started = True
+        self.swapped = (self.order == "<") != (sys.byteorder == "little")
+
+    def read_shb(self, data: memoryview, position: int, total: int, block_offset: int) -> None:
+        if total < 28:
+            raise CaptureError(
+                f"{self.name}: corrupt pcapng section header at byte {block_offset}: "
+                f"length {total} < 28"
+            )
+        major = struct.unpack_from(self.order + "H", data, position + 12)[0]
+        if major != 1:
+            raise CaptureError(
+                f"{self.name}: unsupported pcapng version {major} at byte {block_offset}"
+            )
+        self.interfaces = []
+        self.linktypes_native = b""
+
+    def read_idb(self, data: memoryview, position: int, total: int, block_offset: int) -> None:
+        if total < 20:
+            raise CaptureError(
+                f"{self.name}: corrupt pcapng interface block at byte {block_offset}: "
+                f"length {total} < 20"
+            )
+        linktype, _reserved, snaplen = struct.unpack_from(self.order + "HHI", data, position + 8)
+        units = 1_000_000
+        tsoffset = 0
+        cursor = position + 16
+        end = position + total - 4
+        # Options: code, length, value padded to 4; a malformed list just ends the walk.
+        while cursor + 4 <= end:
+            code, length = struct.unpack_from(self.order + "HH", data, cursor)
+            value_start = cursor + 4
+            if code == OPT_ENDOFOPT or value_start + length > end:
+                break
+            if code == IF_TSRESOL and length >= 1:
+                resolution = data[value_start]
+                exponent = resolution & 0x7F
+                units = 2**exponent if resolution & 0x80 else 10**exponent
+            elif code == IF_TSOFFSET and length >= 8:
+                tsoffset = struct.unpack_from(self.order + "q", data, value_start)[0]
+            cursor = value_start + length + (-length % 4)
+        self.interfaces.append((linktype, units, tsoffset, snaplen))
+        self.linktypes_native = array("I", (entry[0] for entry in self.interfaces)).tobytes()
+
+    def remember_epb_time(self, data: memoryview, position: int) -> None:
+        """Timestamp of the EPB at ``position``: the time SPBs that follow inherit."""
+        interface, high, low = struct.unpack_from(self.order + "III", data, position + 8)
+        _linktype, units, tsoffset, _snaplen = self.interfaces[interface]
+        self.last_time = ((high << 32) | low) / units + tsoffset
+
+    def check_packet_block(self, data: memoryview, position: int, total: int, offset: int) -> None:
+        """Raise CaptureError for a packet block whose fields contradict each other."""
+        block_type = self.word.unpack_from(data, position)[0]
+        body_len = total - 12
+        fixed = {PCAPNG_EPB: 20, PCAPNG_OPB: 20, PCAPNG_SPB: 4}[block_type]
+        problem = ""
+        if body_len < fixed:
+            problem = f"length {total} too short for a packet block"
+        elif not self.interfaces:
+            problem = "packet block before any interface description"
+        elif block_type == PCAPNG_EPB:
+            interface, caplen = struct.unpack_from(self.order + "I8xI", data, position + 8)
+            if interface >= len(self.interfaces):
+                problem = f"packet on interface {interface}, only {len(self.interfaces)} defined"
+            elif caplen > body_len - 20:
+                problem = f"captured length {caplen} exceeds the block"
+        elif block_type == PCAPNG_OPB:
+            interface = struct.unpack_from(self.order + "H", data, position + 8)[0]
+            caplen = struct.unpack_from(self.order + "I", data, position + 20)[0]
+            if interface >= len(self.interfaces):
+                problem = f"packet on interface {interface}, only {len(self.interfaces)} defined"
+            elif caplen > body_len - 20:
+                problem = f"captured length {caplen} exceeds the block"
+        if problem:
+            raise CaptureError(f"{self.name}: corrupt pcapng block at byte {offset}: {problem}")
+
+    def frame_bytes(self, data: memoryview, position: int, total: int) -> bytes:
+        """Captured bytes of a (checked) packet block."""
+        block_type = self.word.unpack_from(data, position)[0]
+        body = position + 8
+        if block_type == PCAPNG_EPB:
+            caplen = self.word.unpack_from(data, body + 12)[0]
+            return bytes(data[body + 20 : body + 20 + caplen])
+        if block_type == PCAPNG_OPB:
+            caplen = self.word.unpack_from(data, body + 12)[0]
+            return bytes(data[body + 20 : body + 20 + caplen])
+        orig_len = self.word.unpack_from(data, body)[0]
+        snaplen = self.interfaces[0][3] or orig_len
+        return bytes(data[body + 4 : body + 4 + min(orig_len, snaplen, total - 16)])
+
+    def packet_frame(self, data: memoryview, position: int, total: int, number: int) -> Frame:
+        """The Frame of a checked EPB/SPB/OPB at ``position``."""
+        block_type = self.word.unpack_from(data, position)[0]
+        body = position + 8
+        captured = self.frame_bytes(data, position, total)
+        if block_type == PCAPNG_EPB:
+            interface, high, low, _caplen, orig_len = struct.unpack_from(
+                self.order + "IIIII", data, body
+            )
+        elif block_type == PCAPNG_OPB:
+            interface, _drops, high, low, _caplen, orig_len = struct.unpack_from(
+                self.order + "HHIIII", data, body
+            )
+        else:
+            return Frame(
+                time=self.last_time,
+                linktype=self.interfaces[0][0],
+                data=captured,
+                orig_len=self.word.unpack_from(data, body)[0],
+                interface=0,
+                number=number,
+            )
+        linktype, units, tsoffset, _snaplen = self.interfaces[interface]
+        self.last_time = ((high << 32) | low) / units + tsoffset
+        return Frame(
+            time=self.last_time,
+            linktype=linktype,
+            data=captured,
+            orig_len=orig_len,
+            interface=interface,
+            number=number,
+        )
