@@ -26,7 +26,9 @@ class TraceSummary:
 
     frames: int  # frames read from the source (all of them, not only candidates)
     segments: int  # TCP segments the tracer looked at
-    plain_tcp: int  # TCP connections without the SMC option (only counted)
+    # TCP connections without the SMC option (only counted); None when the source cannot
+    # see them (live: the kernel filter never lets ordinary SYNs into user space)
+    plain_tcp: int | None
     connections: int  # connections followed for SMC
     outcomes: dict[Outcome, int]
     messages: int
@@ -41,13 +43,20 @@ class PrefilterLike(Protocol):
 
     def unwatch(self, src: str, dst: str, sport: int, dport: int) -> None: ...
 
+    @property
+    def plain_syns(self) -> int:
+        """Client SYNs without the SMC option that the prefilter skipped (and counted)."""
+        ...
+
 
 class Tracer:
     """Feeds frames through the pipeline into one sink."""
 
-    def __init__(self, sink: EventSink, prefilter: PrefilterLike | None = None) -> None:
+    def __init__(self, sink: EventSink, prefilter: PrefilterLike | None = None,
+                 *, sees_plain_syns: bool = True) -> None:
         self.sink = sink
         self._prefilter = prefilter
+        self._sees_plain_syns = sees_plain_syns
         self.tracker = ConnectionTracker(sink, self._watch if prefilter is not None else None)
         self.segments = 0
         self._next_advance = 0.0
@@ -78,7 +87,10 @@ class Tracer:
 
     def summary(self, frames: int) -> TraceSummary:
         t = self.tracker
-        return TraceSummary(frames=frames, segments=self.segments, plain_tcp=t.plain_tcp,
+        plain: int | None = t.plain_tcp if self._sees_plain_syns else None
+        if plain is not None and self._prefilter is not None:
+            plain += self._prefilter.plain_syns
+        return TraceSummary(frames=frames, segments=self.segments, plain_tcp=plain,
                             connections=sum(t.outcomes.values()),
                             outcomes={o: t.outcomes[o] for o in OUTCOMES},
                             messages=t.messages, malformed=t.malformed, gaps=t.gaps)

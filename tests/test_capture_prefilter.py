@@ -38,10 +38,49 @@ def test_flow_hash_is_fnv1a_folded() -> None:
     assert flow_hash(bytes([10, 0, 0, 1]), bytes([10, 0, 0, 2]), 40000, 7001) == expected
 
 
+@pytest.mark.parametrize("flags", [SYN, SYN | ACK])
+def test_syn_with_the_smc_option_is_a_candidate(prefilter: Prefilter, flags: int) -> None:
+    assert prefilter.is_candidate(frame(flags=flags, smc_option=True), LINKTYPE_ETHERNET)
+    assert prefilter.candidates == 1 and prefilter.plain_syns == 0
+
+
 @pytest.mark.parametrize("flags", [SYN, SYN | ACK, FIN | ACK, RST, RST | ACK])
-def test_control_segments_are_candidates(prefilter: Prefilter, flags: int) -> None:
+def test_control_segments_of_ordinary_flows_are_skipped(prefilter: Prefilter, flags: int) -> None:
+    assert not prefilter.is_candidate(frame(flags=flags), LINKTYPE_ETHERNET)
+    assert prefilter.candidates == 0
+
+
+@pytest.mark.parametrize("flags", [SYN, SYN | ACK, FIN | ACK, RST, RST | ACK])
+def test_control_segments_of_watched_flows_are_candidates(
+    prefilter: Prefilter, flags: int
+) -> None:
+    prefilter.watch("10.0.0.2", "10.0.0.1", 7001, 40000)  # either direction
     assert prefilter.is_candidate(frame(flags=flags), LINKTYPE_ETHERNET)
+
+
+def test_plain_syns_are_counted_once_per_connection(prefilter: Prefilter) -> None:
+    syn = frame(flags=SYN, seq=1000)
+    for _ in range(3):  # the SYN and two retransmissions
+        prefilter.is_candidate(syn, LINKTYPE_ETHERNET)
+    prefilter.is_candidate(frame(flags=SYN | ACK, seq=5000), LINKTYPE_ETHERNET)  # not a client
+    prefilter.is_candidate(frame(flags=SYN, seq=2000), LINKTYPE_ETHERNET)  # a new connection
+    other = tcp_frame("10.0.0.3", "10.0.0.2", 40000, 7001, flags=SYN, seq=1000)
+    prefilter.is_candidate(other, LINKTYPE_ETHERNET)
+    prefilter.is_candidate(frame(flags=SYN, seq=3000, smc_option=True), LINKTYPE_ETHERNET)
+    assert prefilter.plain_syns == 3
     assert prefilter.candidates == 1
+
+
+def test_plain_syns_counted_by_the_file_walk(prefilter: Prefilter) -> None:
+    stream = io.BytesIO()
+    writer = PcapWriter(stream, LINKTYPE_ETHERNET)
+    for port in range(100):
+        writer.write(1.0, tcp_frame("10.0.0.1", "10.0.0.2", 40000 + port, 80, flags=SYN))
+        writer.write(1.1, tcp_frame("10.0.0.1", "10.0.0.2", 40000 + port, 80, flags=SYN))
+    with CaptureFile(io.BytesIO(stream.getvalue())) as capture:
+        assert list(capture.frames(prefilter)) == []
+        assert capture.frames_read == 200
+    assert prefilter.plain_syns == 100
 
 
 @pytest.mark.parametrize("eyecatcher", [b"\xe2\xd4\xc3\xd9", b"\xe2\xd4\xc3\xc4"])

@@ -32,7 +32,9 @@ from smctrace.capture.prefilter import (
     BITMAP_BYTES,
     NATIVE,
     STATUS_CANDIDATE,
+    SYN_MEMORY_SLOTS,
     Prefilter,
+    new_syn_memory,
     python_is_candidate,
     python_scan_pcap,
     python_scan_pcapng,
@@ -125,6 +127,22 @@ def test_single_frames_agree_on_mutated_frames() -> None:
             disagreements.append((linktype, data.hex()))
     assert not disagreements[:5]
     assert 2000 < candidates < 19000  # the sample exercises both outcomes
+
+
+def test_plain_syn_counting_agrees() -> None:
+    """Same frames, separate SYN memories: same decisions and the same memory contents."""
+    scan = native_module()
+    rng = random.Random(99)
+    native_memory, python_memory = new_syn_memory(), new_syn_memory()
+    bitmap = random_bitmap(rng)
+    for _ in range(20000):
+        linktype = rng.choice(LINKTYPES)
+        data = mutate(rng, sample_frame(rng, linktype))
+        assert scan.is_candidate(data, linktype, bitmap, native_memory) == python_is_candidate(
+            data, linktype, bitmap, python_memory
+        )
+    assert native_memory == python_memory
+    assert python_memory[SYN_MEMORY_SLOTS] > 100  # plain SYNs were seen and counted
 
 
 @settings(max_examples=500, deadline=None)

@@ -200,16 +200,64 @@ static inline uint32_t fnv1a(uint32_t hash, const uint8_t *p, Py_ssize_t n)
     return hash;
 }
 
-/* The candidate rule: a first-fragment TCP segment with SYN/FIN/RST, or a captured
- * payload starting with a CLC eyecatcher, or a non-empty payload on a watched flow. */
+#define TCP_ACK 0x10
+#define SYN_MEMORY_SLOTS 4096 /* syn_memory: uint32 slots, then one uint32 counter */
+
+/* The SMC option (kind 254, even length >= 6, ExID E2D4C3D9) in d[start:end]; the walk
+ * stops where Linux's does (EOL, missing or impossible length). Mirrors
+ * smctrace.packet.has_smc_option. */
+static int has_smc_option(const uint8_t *d, Py_ssize_t start, Py_ssize_t end)
+{
+    Py_ssize_t cursor = start;
+    while (cursor < end) {
+        uint8_t kind = d[cursor], option_len;
+        if (kind == 0)
+            return 0;
+        if (kind == 1) {
+            cursor++;
+            continue;
+        }
+        if (cursor + 1 >= end)
+            return 0;
+        option_len = d[cursor + 1];
+        if (option_len < 2 || cursor + option_len > end)
+            return 0;
+        if (kind == 254 && option_len >= 6 && option_len % 2 == 0 && d[cursor + 2] == 0xE2 &&
+            d[cursor + 3] == 0xD4 && d[cursor + 4] == 0xC3 && d[cursor + 5] == 0xD9)
+            return 1;
+        cursor += option_len;
+    }
+    return 0;
+}
+
+/* Count a client SYN without the SMC option once: a direct-mapped memory of recent
+ * (flow, ISN) keys drops retransmitted SYNs. Mirrors prefilter._note_plain_syn. */
+static void note_plain_syn(uint32_t *memory, uint32_t flow, const uint8_t *seq)
+{
+    uint32_t key = fnv1a(flow, seq, 4);
+    if (key == 0)
+        key = 1; /* 0 marks an empty slot */
+    if (memory[key & (SYN_MEMORY_SLOTS - 1)] != key) {
+        memory[key & (SYN_MEMORY_SLOTS - 1)] = key;
+        memory[SYN_MEMORY_SLOTS]++;
+    }
+}
+
+/* The candidate rule (mirrors prefilter.python_is_candidate): a first-fragment TCP
+ * segment that
+ *   - carries payload starting with a CLC eyecatcher, or
+ *   - is a SYN or SYN-ACK carrying the SMC option, or
+ *   - belongs to a watched flow and has SYN/FIN/RST or payload.
+ * Everything else is skipped; a client SYN without the option is only counted. */
 static int frame_is_candidate(const uint8_t *d, Py_ssize_t len, long linktype,
-                              const uint8_t *bitmap)
+                              const uint8_t *bitmap, uint32_t *syn_memory)
 {
     Py_ssize_t ip_offset = 0, tcp_offset = 0, ip_end = 0, captured_end, payload_start;
     Py_ssize_t address_len;
     const uint8_t *payload, *src;
     uint32_t hash;
     unsigned index;
+    uint8_t flags;
     int version = locate_ip(d, len, linktype, &ip_offset);
     if (version == 4) {
         if (!ipv4_tcp_offset(d, len, ip_offset, &tcp_offset, &ip_end))
@@ -226,10 +274,9 @@ static int frame_is_candidate(const uint8_t *d, Py_ssize_t len, long linktype,
     payload_start = tcp_offset + (Py_ssize_t)(d[tcp_offset + 12] >> 4) * 4;
     if (payload_start < tcp_offset + 20 || payload_start > captured_end)
         return 0;
-    if (d[tcp_offset + 13] & (TCP_SYN | TCP_FIN | TCP_RST))
-        return 1;
-    if (payload_start == captured_end)
-        return 0;
+    flags = d[tcp_offset + 13];
+    if (!(flags & (TCP_SYN | TCP_FIN | TCP_RST)) && payload_start == captured_end)
+        return 0; /* a bare ACK: the bulk of every capture */
     payload = d + payload_start;
     if (captured_end - payload_start >= 4 && payload[0] == 0xE2 && payload[1] == 0xD4 &&
         payload[2] == 0xC3 && (payload[3] == 0xD9 || payload[3] == 0xC4))
@@ -239,7 +286,15 @@ static int frame_is_candidate(const uint8_t *d, Py_ssize_t len, long linktype,
     hash = fnv1a(2166136261u, src, 2 * address_len); /* src || dst are adjacent */
     hash = fnv1a(hash, d + tcp_offset, 4);            /* sport || dport, big-endian */
     index = (hash ^ (hash >> 16)) & 0xFFFF;
-    return (bitmap[index >> 3] >> (index & 7)) & 1;
+    if ((bitmap[index >> 3] >> (index & 7)) & 1)
+        return 1;
+    if (flags & TCP_SYN) {
+        if (has_smc_option(d, tcp_offset + 20, payload_start))
+            return 1;
+        if (!(flags & TCP_ACK) && syn_memory != NULL)
+            note_plain_syn(syn_memory, hash, d + tcp_offset + 4);
+    }
+    return 0;
 }
 
 static int check_bitmap(const Py_buffer *bitmap)
@@ -247,6 +302,25 @@ static int check_bitmap(const Py_buffer *bitmap)
     if (bitmap->len != BITMAP_BYTES) {
         PyErr_Format(PyExc_ValueError, "bitmap must be %d bytes, got %zd", BITMAP_BYTES,
                      bitmap->len);
+        return 0;
+    }
+    return 1;
+}
+
+static void release_optional(Py_buffer *buffer)
+{
+    if (buffer->obj != NULL)
+        PyBuffer_Release(buffer);
+}
+
+/* The optional syn_memory argument: writable, SYN_MEMORY_SLOTS + 1 native uint32. */
+static int check_syn_memory(const Py_buffer *memory)
+{
+    if (memory->buf == NULL)
+        return 1;
+    if (memory->len != (Py_ssize_t)(4 * (SYN_MEMORY_SLOTS + 1)) ||
+        (uintptr_t)memory->buf % sizeof(uint32_t)) {
+        PyErr_SetString(PyExc_ValueError, "syn_memory must be an aligned array of 4097 uint32");
         return 0;
     }
     return 1;
@@ -263,30 +337,32 @@ static int check_range(const Py_buffer *buf, Py_ssize_t start, Py_ssize_t end)
 }
 
 PyDoc_STRVAR(is_candidate_doc,
-             "is_candidate(data, linktype, bitmap) -> bool\n\n"
+             "is_candidate(data, linktype, bitmap[, syn_memory]) -> bool\n\n"
              "Apply the candidate rule to one frame.");
 
 static PyObject *py_is_candidate(PyObject *self, PyObject *args)
 {
-    Py_buffer data, bitmap;
+    Py_buffer data, bitmap, memory = {0};
     long linktype;
     int result;
     (void)self;
-    if (!PyArg_ParseTuple(args, "y*ly*", &data, &linktype, &bitmap))
+    if (!PyArg_ParseTuple(args, "y*ly*|w*", &data, &linktype, &bitmap, &memory))
         return NULL;
-    if (!check_bitmap(&bitmap)) {
+    if (!check_bitmap(&bitmap) || !check_syn_memory(&memory)) {
         PyBuffer_Release(&data);
         PyBuffer_Release(&bitmap);
+        release_optional(&memory);
         return NULL;
     }
-    result = frame_is_candidate(data.buf, data.len, linktype, bitmap.buf);
+    result = frame_is_candidate(data.buf, data.len, linktype, bitmap.buf, memory.buf);
     PyBuffer_Release(&data);
     PyBuffer_Release(&bitmap);
+    release_optional(&memory);
     return PyBool_FromLong(result);
 }
 
 PyDoc_STRVAR(scan_pcap_doc,
-             "scan_pcap(buf, start, end, swapped, linktype, max_caplen, bitmap)\n"
+             "scan_pcap(buf, start, end, swapped, linktype, max_caplen, bitmap[, syn_memory])\n"
              "    -> (status, offset, frames_walked)\n\n"
              "Walk classic pcap records in buf[start:end].  status 1: the record at offset\n"
              "is a candidate (counted in frames_walked).  status 0: the record at offset is\n"
@@ -294,19 +370,20 @@ PyDoc_STRVAR(scan_pcap_doc,
 
 static PyObject *py_scan_pcap(PyObject *self, PyObject *args)
 {
-    Py_buffer buf, bitmap;
+    Py_buffer buf, bitmap, memory = {0};
     Py_ssize_t start, end, pos, frames = 0;
     int swapped, status = STATUS_STOP;
     long linktype;
     unsigned long max_caplen;
     const uint8_t *base;
     (void)self;
-    if (!PyArg_ParseTuple(args, "y*nnplky*", &buf, &start, &end, &swapped, &linktype,
-                          &max_caplen, &bitmap))
+    if (!PyArg_ParseTuple(args, "y*nnplky*|w*", &buf, &start, &end, &swapped, &linktype,
+                          &max_caplen, &bitmap, &memory))
         return NULL;
-    if (!check_bitmap(&bitmap) || !check_range(&buf, start, end)) {
+    if (!check_bitmap(&bitmap) || !check_syn_memory(&memory) || !check_range(&buf, start, end)) {
         PyBuffer_Release(&buf);
         PyBuffer_Release(&bitmap);
+        release_optional(&memory);
         return NULL;
     }
     base = buf.buf;
@@ -319,7 +396,8 @@ static PyObject *py_scan_pcap(PyObject *self, PyObject *args)
         if (caplen > max_caplen || (size_t)caplen > (size_t)(end - pos - 16))
             break;
         frames++;
-        if (frame_is_candidate(base + pos + 16, (Py_ssize_t)caplen, linktype, bitmap.buf)) {
+        if (frame_is_candidate(base + pos + 16, (Py_ssize_t)caplen, linktype, bitmap.buf,
+                               memory.buf)) {
             status = STATUS_CANDIDATE;
             break;
         }
@@ -327,11 +405,12 @@ static PyObject *py_scan_pcap(PyObject *self, PyObject *args)
     }
     PyBuffer_Release(&buf);
     PyBuffer_Release(&bitmap);
+    release_optional(&memory);
     return Py_BuildValue("(inn)", status, pos, frames);
 }
 
 PyDoc_STRVAR(scan_pcapng_doc,
-             "scan_pcapng(buf, start, end, swapped, linktypes, bitmap)\n"
+             "scan_pcapng(buf, start, end, swapped, linktypes, bitmap[, syn_memory])\n"
              "    -> (status, offset, frames_walked, last_epb_offset)\n\n"
              "Walk pcapng EPB/SPB blocks in buf[start:end]; linktypes is a buffer of\n"
              "native uint32 link types, one per interface of the current section.\n"
@@ -341,19 +420,20 @@ PyDoc_STRVAR(scan_pcapng_doc,
 
 static PyObject *py_scan_pcapng(PyObject *self, PyObject *args)
 {
-    Py_buffer buf, linktypes, bitmap;
+    Py_buffer buf, linktypes, bitmap, memory = {0};
     Py_ssize_t start, end, pos, frames = 0, last_epb = -1, n_interfaces;
     int swapped, status = STATUS_STOP;
     const uint8_t *base;
     const uint8_t *linktype_bytes;
     (void)self;
-    if (!PyArg_ParseTuple(args, "y*nnpy*y*", &buf, &start, &end, &swapped, &linktypes,
-                          &bitmap))
+    if (!PyArg_ParseTuple(args, "y*nnpy*y*|w*", &buf, &start, &end, &swapped, &linktypes,
+                          &bitmap, &memory))
         return NULL;
-    if (!check_bitmap(&bitmap) || !check_range(&buf, start, end)) {
+    if (!check_bitmap(&bitmap) || !check_syn_memory(&memory) || !check_range(&buf, start, end)) {
         PyBuffer_Release(&buf);
         PyBuffer_Release(&linktypes);
         PyBuffer_Release(&bitmap);
+        release_optional(&memory);
         return NULL;
     }
     base = buf.buf;
@@ -396,7 +476,8 @@ static PyObject *py_scan_pcapng(PyObject *self, PyObject *args)
         }
         memcpy(&linktype, linktype_bytes + 4 * (size_t)interface, 4);
         frames++;
-        if (frame_is_candidate(frame, (Py_ssize_t)caplen, (long)linktype, bitmap.buf)) {
+        if (frame_is_candidate(frame, (Py_ssize_t)caplen, (long)linktype, bitmap.buf,
+                               memory.buf)) {
             status = STATUS_CANDIDATE;
             break;
         }
@@ -405,6 +486,7 @@ static PyObject *py_scan_pcapng(PyObject *self, PyObject *args)
     PyBuffer_Release(&buf);
     PyBuffer_Release(&linktypes);
     PyBuffer_Release(&bitmap);
+    release_optional(&memory);
     return Py_BuildValue("(innn)", status, pos, frames, last_epb);
 }
 

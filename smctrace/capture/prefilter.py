@@ -2,9 +2,14 @@
 
 A frame is a *candidate* iff it is a first-fragment TCP segment over IPv4/IPv6 and any of:
 
-(a) its flags include SYN, FIN or RST;
-(b) its captured payload starts with a CLC eyecatcher (E2D4C3D9 "SMCR" or E2D4C3C4 "SMCD");
-(c) its captured payload is non-empty and its flow is *watched*.
+(a) its captured payload starts with a CLC eyecatcher (E2D4C3D9 "SMCR" or E2D4C3C4 "SMCD");
+(b) it is a SYN or SYN-ACK carrying the SMC option;
+(c) its flow is *watched* and it has SYN, FIN or RST set or a non-empty payload.
+
+Everything else is skipped.  A client SYN without the SMC option is not a candidate but is
+counted (:attr:`Prefilter.plain_syns`), once per (flow, ISN): a direct-mapped memory of
+recent SYNs drops retransmissions.  So Python sees only the frames of SMC connections, not
+the SYN and FIN of every ordinary flow, which would cost tens of microseconds each.
 
 Watched flows live in a 65536-bit bitmap indexed by :func:`flow_hash`; a bit may stand for
 several flows (false positives are fine: the stream layer re-checks exactly), so every bit
@@ -25,7 +30,16 @@ from array import array
 from collections.abc import Callable
 from typing import Protocol
 
-from smctrace.packet import FIN, RST, SYN, ByteData, locate_ip, parse_tcp_from_ip
+from smctrace.packet import (
+    ACK,
+    FIN,
+    RST,
+    SYN,
+    ByteData,
+    has_smc_option,
+    locate_ip,
+    parse_tcp_from_ip,
+)
 
 BITMAP_BITS = 65536
 BITMAP_BYTES = BITMAP_BITS // 8
@@ -44,12 +58,37 @@ _FNV_PRIME = 0x01000193
 Buffer = ByteData
 
 
+SYN_MEMORY_SLOTS = 4096  # recent plain SYNs remembered (power of two)
+
+
+def _fnv1a(value: int, data: bytes) -> int:
+    for byte in data:
+        value = ((value ^ byte) * _FNV_PRIME) & 0xFFFFFFFF
+    return value
+
+
+def _flow_hash32(src: bytes, dst: bytes, sport: int, dport: int) -> int:
+    return _fnv1a(_FNV_OFFSET_BASIS, src + dst + struct.pack("!HH", sport, dport))
+
+
 def flow_hash(src: bytes, dst: bytes, sport: int, dport: int) -> int:
     """FNV-1a 32 over src || dst || sport (BE) || dport (BE), folded to 16 bits."""
-    value = _FNV_OFFSET_BASIS
-    for byte in src + dst + struct.pack("!HH", sport, dport):
-        value = ((value ^ byte) * _FNV_PRIME) & 0xFFFFFFFF
+    value = _flow_hash32(src, dst, sport, dport)
     return (value ^ (value >> 16)) & 0xFFFF
+
+
+def new_syn_memory() -> array[int]:
+    """Slots for recent plain SYN keys, then the count of distinct plain SYNs."""
+    return array("I", bytes(4 * (SYN_MEMORY_SLOTS + 1)))
+
+
+def _note_plain_syn(memory: array[int], flow: int, seq: int) -> None:
+    """Count a client SYN without the SMC option once per (flow, ISN)."""
+    key = _fnv1a(flow, struct.pack("!I", seq)) or 1  # 0 marks an empty slot
+    slot = key & (SYN_MEMORY_SLOTS - 1)
+    if memory[slot] != key:
+        memory[slot] = key
+        memory[SYN_MEMORY_SLOTS] += 1
 
 
 def _file_order(swapped: bool) -> str:
@@ -67,7 +106,9 @@ def _bitmap_bit(bitmap: Buffer, index: int) -> bool:
     return bool((bitmap[index >> 3] >> (index & 7)) & 1)
 
 
-def python_is_candidate(data: Buffer, linktype: int, bitmap: Buffer) -> bool:
+def python_is_candidate(
+    data: Buffer, linktype: int, bitmap: Buffer, syn_memory: array[int] | None = None
+) -> bool:
     """The candidate rule for one frame (the reference the C code must match)."""
     ip_offset, version = locate_ip(data, linktype)
     if ip_offset < 0:
@@ -75,11 +116,9 @@ def python_is_candidate(data: Buffer, linktype: int, bitmap: Buffer) -> bool:
     view = parse_tcp_from_ip(data, ip_offset, version)
     if view is None:
         return False
-    if view.flags & (SYN | FIN | RST):
-        return True
     payload_captured = view.captured_end - view.payload_start
-    if payload_captured <= 0:
-        return False
+    if not view.flags & (SYN | FIN | RST) and payload_captured <= 0:
+        return False  # a bare ACK: the bulk of every capture
     if payload_captured >= 4 and bytes(data[view.payload_start : view.payload_start + 4]) in (
         EYECATCHERS
     ):
@@ -87,7 +126,15 @@ def python_is_candidate(data: Buffer, linktype: int, bitmap: Buffer) -> bool:
     address_len = view.address_len
     src = bytes(data[view.src_offset : view.src_offset + address_len])
     dst = bytes(data[view.src_offset + address_len : view.src_offset + 2 * address_len])
-    return _bitmap_bit(bitmap, flow_hash(src, dst, view.sport, view.dport))
+    flow = _flow_hash32(src, dst, view.sport, view.dport)
+    if _bitmap_bit(bitmap, (flow ^ (flow >> 16)) & 0xFFFF):
+        return True
+    if view.flags & SYN:
+        if has_smc_option(data, view.options_start, view.payload_start):
+            return True
+        if not view.flags & ACK and syn_memory is not None:
+            _note_plain_syn(syn_memory, flow, view.seq)
+    return False
 
 
 def python_scan_pcap(
@@ -98,6 +145,7 @@ def python_scan_pcap(
     linktype: int,
     max_caplen: int,
     bitmap: Buffer,
+    syn_memory: array[int] | None = None,
 ) -> tuple[int, int, int]:
     """Pure-Python twin of ``_scan.scan_pcap`` (same arguments and result)."""
     view = memoryview(buf)
@@ -110,7 +158,8 @@ def python_scan_pcap(
         if caplen > max_caplen or caplen > end - position - 16:
             break
         frames += 1
-        if python_is_candidate(view[position + 16 : position + 16 + caplen], linktype, bitmap):
+        frame = view[position + 16 : position + 16 + caplen]
+        if python_is_candidate(frame, linktype, bitmap, syn_memory):
             return STATUS_CANDIDATE, position, frames
         position += 16 + caplen
     return STATUS_STOP, position, frames
@@ -123,6 +172,7 @@ def python_scan_pcapng(
     swapped: bool,
     linktypes: Buffer,
     bitmap: Buffer,
+    syn_memory: array[int] | None = None,
 ) -> tuple[int, int, int, int]:
     """Pure-Python twin of ``_scan.scan_pcapng`` (same arguments and result)."""
     view = memoryview(buf)
@@ -159,7 +209,7 @@ def python_scan_pcapng(
             break
         frames += 1
         frame = view[frame_start : frame_start + caplen]
-        if python_is_candidate(frame, interface_linktypes[interface], bitmap):
+        if python_is_candidate(frame, interface_linktypes[interface], bitmap, syn_memory):
             return STATUS_CANDIDATE, position, frames, last_epb
         position += total
     return STATUS_STOP, position, frames, last_epb
@@ -175,6 +225,7 @@ class _ScanPcap(Protocol):
         linktype: int,
         max_caplen: int,
         bitmap: Buffer,
+        syn_memory: array[int] | None = None,
         /,
     ) -> tuple[int, int, int]: ...
 
@@ -188,13 +239,15 @@ class _ScanPcapng(Protocol):
         swapped: bool,
         linktypes: Buffer,
         bitmap: Buffer,
+        syn_memory: array[int] | None = None,
         /,
     ) -> tuple[int, int, int, int]: ...
 
 
 _native_scan_pcap: _ScanPcap | None
 _native_scan_pcapng: _ScanPcapng | None
-_native_is_candidate: Callable[[Buffer, int, Buffer], bool] | None
+_IsCandidate = Callable[[Buffer, int, Buffer, "array[int] | None"], bool]
+_native_is_candidate: _IsCandidate | None
 try:
     from smctrace.capture import _scan  # type: ignore[attr-defined]
 except ImportError:  # extension not built (no compiler): same rule, in Python
@@ -220,11 +273,12 @@ class Prefilter:
         self.bitmap = bytearray(BITMAP_BYTES)
         self._refcounts = array("I", bytes(4 * BITMAP_BITS))
         self.candidates = 0  # candidate frames found so far
+        self.syn_memory = new_syn_memory()
         if self.native:
             assert _native_scan_pcap and _native_scan_pcapng and _native_is_candidate
             self._scan_pcap: _ScanPcap = _native_scan_pcap
             self._scan_pcapng: _ScanPcapng = _native_scan_pcapng
-            self._is_candidate: Callable[[Buffer, int, Buffer], bool] = _native_is_candidate
+            self._is_candidate: _IsCandidate = _native_is_candidate
         else:
             self._scan_pcap = python_scan_pcap
             self._scan_pcapng = python_scan_pcapng
@@ -253,13 +307,18 @@ class Prefilter:
             if self._refcounts[index] == 0:
                 self.bitmap[index >> 3] &= ~(1 << (index & 7)) & 0xFF
 
+    @property
+    def plain_syns(self) -> int:
+        """Client SYNs without the SMC option seen so far (retransmissions counted once)."""
+        return self.syn_memory[SYN_MEMORY_SLOTS]
+
     def is_watched(self, src: str, dst: str, sport: int, dport: int) -> bool:
         """True if data from src:sport to dst:dport would pass (c) (may be a false positive)."""
         return _bitmap_bit(self.bitmap, self._flow_bits(src, dst, sport, dport)[0])
 
     def is_candidate(self, data: Buffer, linktype: int) -> bool:
         """Apply the candidate rule to one frame (counts it when it is a candidate)."""
-        if self._is_candidate(data, linktype, self.bitmap):
+        if self._is_candidate(data, linktype, self.bitmap, self.syn_memory):
             self.candidates += 1
             return True
         return False
@@ -268,7 +327,9 @@ class Prefilter:
         self, buf: Buffer, start: int, end: int, swapped: bool, linktype: int, max_caplen: int
     ) -> tuple[int, int, int]:
         """Walk pcap records to the next candidate: (status, offset, frames walked)."""
-        result = self._scan_pcap(buf, start, end, swapped, linktype, max_caplen, self.bitmap)
+        result = self._scan_pcap(
+            buf, start, end, swapped, linktype, max_caplen, self.bitmap, self.syn_memory
+        )
         if result[0] == STATUS_CANDIDATE:
             self.candidates += 1
         return result
@@ -277,7 +338,9 @@ class Prefilter:
         self, buf: Buffer, start: int, end: int, swapped: bool, linktypes: Buffer
     ) -> tuple[int, int, int, int]:
         """Walk pcapng packet blocks to the next candidate (see ``_scan.scan_pcapng``)."""
-        result = self._scan_pcapng(buf, start, end, swapped, linktypes, self.bitmap)
+        result = self._scan_pcapng(
+            buf, start, end, swapped, linktypes, self.bitmap, self.syn_memory
+        )
         if result[0] == STATUS_CANDIDATE:
             self.candidates += 1
         return result

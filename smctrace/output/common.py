@@ -43,9 +43,10 @@ def describe_outcome(o: ConnectionOutcome) -> str:
 def summary_line(s: TraceSummary, extra: dict[str, int] | None = None) -> str:
     """tcpdump-style one-line exit summary."""
     counts = ", ".join(f"{n} {name}" for name, n in s.outcomes.items())
+    plain = "" if s.plain_tcp is None else f"{s.plain_tcp} plain TCP, "
     line = (f"{s.frames} frames read, {s.connections} SMC connection"
             f"{'' if s.connections == 1 else 's'} ({counts}), "
-            f"{s.plain_tcp} plain TCP, {s.messages} CLC messages")
+            f"{plain}{s.messages} CLC messages")
     if s.malformed:
         line += f", {s.malformed} malformed"
     if s.gaps:
