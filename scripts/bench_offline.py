@@ -224,8 +224,10 @@ def main() -> None:
     _, _, out = timed([smctrace, "-f", str(path), "--json"], stdout=None)
     summary = json.loads(out.decode().strip().splitlines()[-1])
     got = summary["outcomes"]
-    ok = (got["smc"], got["fallback"], summary["frames"]) == (exp.smc, exp.fallback, exp.frames)
-    print(f"smctrace found: {got} in {summary['frames']} frames -> {'OK' if ok else 'MISMATCH'}")
+    found = (got["smc"], got["fallback"], summary["plain_tcp"], summary["frames"])
+    ok = found == (exp.smc, exp.fallback, exp.plain, exp.frames)
+    print(f"smctrace found: {got}, {summary['plain_tcp']} plain TCP, in {summary['frames']} "
+          f"frames -> {'OK' if ok else 'MISMATCH'}")
 
     rows = []
     tools = [("tcpdump", ["tcpdump", "-r", str(path), "-w", "/dev/null", "tcp[13]&2!=0"]),
