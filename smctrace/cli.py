@@ -27,13 +27,18 @@ class UserError(Exception):
 
 
 class CountingSink(EventSink):
-    """Forwards events to the chosen output and counts decided connections (for -c)."""
+    """Forwards events to the chosen output; counts decided connections (for -c) and
+    remembers which CLC messages the frame just fed completed (for -w comments)."""
 
     def __init__(self, inner: EventSink) -> None:
         self.inner = inner
         self.decided = 0
+        self.frame_messages: list[str] = []
 
     def on_message(self, event: MessageEvent) -> None:
+        msg = event.message
+        self.frame_messages.append(f"SMC CLC {msg.kind.capitalize()} v{msg.version} "
+                                   f"({msg.length} bytes) from {event.sender}")
         self.inner.on_message(event)
 
     def on_gap(self, event: GapEvent) -> None:
@@ -53,7 +58,8 @@ def make_output(out: TextIO, *, as_json: bool, as_table: bool, hex_dump: bool, r
     return TextOutput(out, timestamps=timestamps, hex_dump=hex_dump, reserved=reserved)
 
 
-def finish_output(sink: EventSink, summary: TraceSummary, extra: dict[str, int]) -> None:
+def finish_output(sink: EventSink, summary: TraceSummary,
+                  extra: dict[str, int | None]) -> None:
     """End of tracing: tables, the JSON summary line, and the stderr summary."""
     if isinstance(sink, TableOutput):
         sink.render()
@@ -89,9 +95,9 @@ def trace_file(path: str, sink: CountingSink) -> None:
 
 def trace_live(interfaces: list[str], sink: CountingSink, *, backend: str, snaplen: int,
                promisc: bool, count: int | None, duration: float | None,
-               write: str | None, user: str | None) -> None:
+               write: str | None, user: str) -> None:
     from smctrace.live import LiveCapture, LiveError
-    from smctrace.privileges import drop_privileges
+    from smctrace.privileges import CAP_BPF, PrivilegeError, drop_privileges
 
     stop_requested = False
 
@@ -99,17 +105,19 @@ def trace_live(interfaces: list[str], sink: CountingSink, *, backend: str, snapl
         nonlocal stop_requested
         stop_requested = True
 
-    tracer = Tracer(sink)
+    # Ordinary SYNs never reach user space live, so plain TCP connections are not counted.
+    tracer = Tracer(sink, sees_plain_syns=False)
     capture = LiveCapture(interfaces, backend=backend, snaplen=snaplen, promisc=promisc)
     writer = None
+    frames = 0
     try:
         capture.attach()
         if capture.notice:
             click.echo(f"smctrace: {capture.notice}", err=True)
         if write is not None:
             writer = capture.open_writer(write)
-        if user != "root":
-            drop_privileges(user)
+        # Reading the eBPF filter's counters needs CAP_BPF; nothing else needs privilege.
+        drop_privileges(user, keep=(CAP_BPF,) if capture.backend_used == "bcc" else ())
         click.echo(f"tracing on {', '.join(interfaces)} (backend {capture.backend_used}), "
                    f"snapshot length {snaplen} bytes", err=True)
         signal.signal(signal.SIGINT, request_stop)
@@ -125,12 +133,14 @@ def trace_live(interfaces: list[str], sink: CountingSink, *, backend: str, snapl
 
         for frame in capture.frames(should_stop):
             if frame is None:
-                tracer.advance(time.time())
+                tracer.advance(time.time())  # idle: let late-Decline timers expire
                 continue
-            if writer is not None:
-                writer.write(frame)
+            frames += 1
+            sink.frame_messages.clear()
             tracer.feed(frame)
-    except LiveError as exc:
+            if writer is not None:
+                writer.write(frame, "; ".join(sink.frame_messages) or None)
+    except (LiveError, PrivilegeError) as exc:
         raise UserError(str(exc)) from None
     finally:
         stats = capture.stats()
@@ -138,7 +148,8 @@ def trace_live(interfaces: list[str], sink: CountingSink, *, backend: str, snapl
         if writer is not None:
             writer.close()
     tracer.finish()
-    finish_output(sink.inner, tracer.summary(stats.get("received", 0)), stats)
+    extra = {key: (None if value < 0 else value) for key, value in stats.items()}
+    finish_output(sink.inner, tracer.summary(frames), extra)
 
 
 @contextmanager
@@ -175,7 +186,7 @@ def user_errors() -> Iterator[None]:
               help="Live: stop after N connections have an outcome.")
 @click.option("--duration", type=click.FloatRange(min=0), metavar="SECS",
               help="Live: stop after SECS seconds.")
-@click.option("-s", "--snaplen", type=click.IntRange(min=128, max=65535), default=1200,
+@click.option("-s", "--snaplen", type=click.IntRange(min=128, max=65535), default=1280,
               show_default=True, help="Live: bytes kept per frame.")
 @click.option("--promisc/--no-promisc", default=True, show_default=True,
               help="Live: put the interfaces into promiscuous mode.")

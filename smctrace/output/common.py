@@ -40,7 +40,7 @@ def describe_outcome(o: ConnectionOutcome) -> str:
     return f"incomplete: {o.reason}"
 
 
-def summary_line(s: TraceSummary, extra: dict[str, int] | None = None) -> str:
+def summary_line(s: TraceSummary, extra: dict[str, int | None] | None = None) -> str:
     """tcpdump-style one-line exit summary."""
     counts = ", ".join(f"{n} {name}" for name, n in s.outcomes.items())
     plain = "" if s.plain_tcp is None else f"{s.plain_tcp} plain TCP, "
@@ -52,5 +52,8 @@ def summary_line(s: TraceSummary, extra: dict[str, int] | None = None) -> str:
     if s.gaps:
         line += f", {s.gaps} gaps"
     if extra:
-        line += "; " + ", ".join(f"{n} {k.replace('_', ' ')}" for k, n in extra.items())
+        # live: what the kernel filter saw and kept, and what the socket received and
+        # dropped (like tcpdump's "received by filter" / "dropped by kernel")
+        line += "; " + ", ".join(f"{n} {k.replace('_', ' ')}" for k, n in extra.items()
+                                 if n is not None)
     return line

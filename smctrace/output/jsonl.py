@@ -49,7 +49,7 @@ class JsonOutput(EventSink):
         })
         self._out.flush()
 
-    def summary(self, s: TraceSummary, extra: dict[str, int] | None = None) -> None:
+    def summary(self, s: TraceSummary, extra: dict[str, int | None] | None = None) -> None:
         obj: dict[str, Any] = {
             "event": "summary", "frames": s.frames, "segments": s.segments,
             "connections": s.connections, "outcomes": dict(s.outcomes),
