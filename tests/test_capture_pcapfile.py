@@ -33,7 +33,7 @@ from smctrace.capture.prefilter import NATIVE, Prefilter
 from smctrace.capture.synth import clc_like_payload, tcp_frame
 from smctrace.packet import ACK, FIN, SYN, parse_frame
 
-REAL_CAPTURES = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "real-kernel"
+REAL_CAPTURES = Path(__file__).resolve().parent / "data" / "real-kernel"
 REPO = Path(__file__).resolve().parents[1]
 
 MODES = [None, False] + ([True] if NATIVE else [])

@@ -1,6 +1,6 @@
 """tshark as an independent oracle for the CLC decoder (spec section 7).
 
-For every CLC PDU tshark finds (real kernel captures in shared/data/real-kernel, and the
+For every CLC PDU tshark finds (real kernel captures in tests/data/real-kernel, and the
 spec's section 8 vectors written into a pcap here), the PDU's bytes are taken from
 tshark's own ``smc_raw`` (so reassembled PDUs are handled), decoded with smctrace, and
 EVERY field tshark decodes is compared with smctrace's value, converted explicitly to
@@ -26,7 +26,7 @@ import pytest
 from smctrace.clc import AcceptConfirm, ClcMessage, Proposal, decode
 from tests.test_clc_vectors import ALL_VECTORS, SPEC_8_2
 
-REAL = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "real-kernel"
+REAL = Path(__file__).resolve().parent / "data" / "real-kernel"
 TSHARK = shutil.which("tshark")
 
 needs_tshark = pytest.mark.skipif(TSHARK is None, reason="tshark is not installed")
