@@ -151,7 +151,7 @@ class ConnectionTracker:
     """Follows connections and turns their segments into events."""
 
     def __init__(self, sink: EventSink,
-                 watch: Callable[[Segment, bool], None] | None = None) -> None:
+                 watch: Callable[[ConnectionId, bool], None] | None = None) -> None:
         self._sink = sink
         self._watch = watch  # tells the capture prefilter which flows are in a CLC phase
         self._conns: OrderedDict[tuple[str, int, str, int], _Connection] = OrderedDict()
@@ -248,8 +248,7 @@ class ConnectionTracker:
         return "client" if conn.cid.client == Endpoint(seg.src, seg.sport) else "server"
 
     def _add(self, conn: _Connection) -> None:
-        cid = conn.cid
-        self._conns[(cid.client.ip, cid.client.port, cid.server.ip, cid.server.port)] = conn
+        self._conns[self._key(conn)] = conn
         if len(self._conns) > MAX_CONNECTIONS:
             _, oldest = next(iter(self._conns.items()))
             self._finish(oldest, oldest.last_time)
@@ -387,11 +386,8 @@ class ConnectionTracker:
         return (cid.client.ip, cid.client.port, cid.server.ip, cid.server.port)
 
     def _set_watch(self, conn: _Connection, on: bool) -> None:
-        if self._watch is None:
-            return
-        cid = conn.cid
-        self._watch(Segment(0.0, cid.client.ip, cid.server.ip, cid.client.port,
-                            cid.server.port, 0, 0, 0, False, b"", 0), on)
+        if self._watch is not None:
+            self._watch(conn.cid, on)
 
     def advance(self, now: float) -> None:
         """Packet (or wall-clock, live) time moved on: settle what waited for it."""

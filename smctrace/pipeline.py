@@ -13,8 +13,8 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from smctrace.capture import Frame
-from smctrace.connections import OUTCOMES, ConnectionTracker, EventSink, Outcome
-from smctrace.packet import Segment, parse_frame
+from smctrace.connections import OUTCOMES, ConnectionId, ConnectionTracker, EventSink, Outcome
+from smctrace.packet import parse_frame
 
 # How often (in packet time) open connections are checked for expired timers.
 ADVANCE_INTERVAL = 0.5
@@ -61,12 +61,14 @@ class Tracer:
         self.segments = 0
         self._next_advance = 0.0
 
-    def _watch(self, seg: Segment, on: bool) -> None:
+    def _watch(self, cid: ConnectionId, on: bool) -> None:
+        """Tell the prefilter whether this connection's segments must reach Python."""
         assert self._prefilter is not None
+        flow = (cid.client.ip, cid.server.ip, cid.client.port, cid.server.port)
         if on:
-            self._prefilter.watch(seg.src, seg.dst, seg.sport, seg.dport)
+            self._prefilter.watch(*flow)
         else:
-            self._prefilter.unwatch(seg.src, seg.dst, seg.sport, seg.dport)
+            self._prefilter.unwatch(*flow)
 
     def feed(self, frame: Frame) -> None:
         seg = parse_frame(frame)

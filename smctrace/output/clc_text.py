@@ -48,6 +48,19 @@ def _features(mask: int) -> str:
     return f"features {hex_int(mask, 2)}" + (f" ({', '.join(names)})" if names else "")
 
 
+
+def _v21_limits(max_conns: int | None, max_links: int | None,
+                feature_mask: int | None) -> list[str]:
+    """The v2.1 negotiation values (Proposal v2 extension, first-contact extension)."""
+    parts = []
+    if max_conns:
+        parts.append(f"max conns {max_conns}")
+    if max_links:
+        parts.append(f"max links {max_links}")
+    if feature_mask:
+        parts.append(_features(feature_mask))
+    return parts
+
 def _proposal(m: Proposal) -> list[str]:
     parts = [f"offers v1 {_offer(m.typev1)}"]
     if m.typev2 is not None:
@@ -71,12 +84,7 @@ def _proposal(m: Proposal) -> list[str]:
         parts.append(f"IPv6 [{', '.join(m.ipv6_prefixes)}]")
     if m.rocev2_gid is not None:
         parts.append(f"RoCEv2 GID {m.rocev2_gid}")
-    if m.max_conns:
-        parts.append(f"max conns {m.max_conns}")
-    if m.max_links:
-        parts.append(f"max links {m.max_links}")
-    if m.feature_mask:
-        parts.append(_features(m.feature_mask))
+    parts += _v21_limits(m.max_conns, m.max_links, m.feature_mask)
     if m.has_v2_extension:
         parts.append(f"UEIDs [{', '.join(m.eids)}]")
     if m.seid_indicator:
@@ -146,12 +154,7 @@ def _accept_confirm(m: AcceptConfirm) -> list[str]:
             parts.append(f"host {f.hostname}")
         if f.v2_direct is not None:
             parts.append("direct" if f.v2_direct else "indirect")
-        if f.max_conns:
-            parts.append(f"max conns {f.max_conns}")
-        if f.max_links:
-            parts.append(f"max links {f.max_links}")
-        if f.feature_mask:
-            parts.append(_features(f.feature_mask))
+        parts += _v21_limits(f.max_conns, f.max_links, f.feature_mask)
         if f.vendor_options:
             parts.append(f"vendor options {hex_int(f.vendor_options, 4)}")
     if m.gid_list is not None:
