@@ -164,3 +164,26 @@ def test_flood_never_reaches_user_space(netns: str, expected: list[dict[str, Any
     assert summary["dropped"] == 0
     assert [comparable_connection(e) for e in select(events, "connection")] == \
         [comparable_connection(e) for e in select(expected, "connection")]
+
+
+def test_count_stops_after_n_connections(netns: str) -> None:
+    tracer = subprocess.Popen(
+        ["ip", "netns", "exec", netns, sys.executable, "-m", "smctrace", "-i", "rp1",
+         "--json", "-c", "3"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    assert tracer.stderr is not None
+    line = tracer.stderr.readline()
+    if "tracing on rp1" not in line:
+        tracer.kill()
+        pytest.skip(f"live tracing unavailable here: {line.strip()}")
+    subprocess.run(["ip", "netns", "exec", netns, sys.executable, "-c", SENDER, "rp0", "0",
+                    *map(str, CAPTURES)], check=True, timeout=300, cwd=REPO,
+                   capture_output=True)
+    try:
+        out, _ = tracer.communicate(timeout=30)  # exits by itself, no signal
+    finally:
+        tracer.kill()
+    events = [json.loads(line) for line in out.splitlines()]
+    assert tracer.returncode == 0
+    assert len(select(events, "connection")) >= 3
+    assert events[-1]["event"] == "summary"
