@@ -7,11 +7,11 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 DEMO := tests/data/real-kernel/C-smcd-loopback-ism-k612lo.pcap tests/data/real-kernel/D7-smcr-v2-mixed-srv61-cli612-srv_k61-cli_k612.pcap
 # Debian packages: BCC (python3-bpfcc) and kernel headers for the live tracer, tshark as the
-# test oracle, tcpdump for benchmarks, python3-dev to build the C frame scanner.
+# test oracle, tcpdump and iperf3 for benchmarks, python3-dev to build the C frame scanner.
 APT_PACKAGES := python3-venv python3-dev python3-pip gcc libc6-dev python3-bpfcc \
-	linux-headers-amd64 tshark tcpdump iproute2 procps
+	linux-headers-amd64 tshark tcpdump iproute2 procps iperf3
 
-.PHONY: run test setup apt lint bench lab-test clean
+.PHONY: run test setup apt lint bench bench-live lab-test clean
 
 run: setup
 	@for f in $(DEMO); do echo "== smctrace -f $$f"; $(VENV)/bin/smctrace -f $$f; echo; done
@@ -42,6 +42,9 @@ $(STAMP): pyproject.toml setup.py smctrace/capture/_scan.c | apt
 
 bench: setup
 	$(PY) scripts/bench_offline.py
+
+bench-live: setup
+	$(PY) scripts/bench_live.py
 
 lab-test: setup
 	scripts/smc-lab/smc-lab test

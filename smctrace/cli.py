@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import errno
+import os
 import signal
 import sys
 import time
@@ -20,6 +21,8 @@ from smctrace.output.jsonl import JsonOutput
 from smctrace.output.table import TableOutput
 from smctrace.output.text import TextOutput
 from smctrace.pipeline import Tracer, TraceSummary
+
+IDLE_TICK = 1.0  # seconds between idle wake-ups of the live tracer
 
 
 class UserError(Exception):
@@ -110,6 +113,7 @@ def trace_live(interfaces: list[str], sink: CountingSink, *, backend: str, snapl
     capture = LiveCapture(interfaces, backend=backend, snaplen=snaplen, promisc=promisc)
     writer = None
     frames = 0
+    wake_read = wake_write = -1
     try:
         capture.attach()
         if capture.notice:
@@ -122,7 +126,15 @@ def trace_live(interfaces: list[str], sink: CountingSink, *, backend: str, snapl
                    f"snapshot length {snaplen} bytes", err=True)
         signal.signal(signal.SIGINT, request_stop)
         signal.signal(signal.SIGTERM, request_stop)
+        # A signal writes to this pipe and so wakes the capture's poll() at once; the idle
+        # tick (late-Decline timers, --duration) can then be rare: an idle tracer costs
+        # one wake-up a second.
+        wake_read, wake_write = os.pipe()
+        os.set_blocking(wake_read, False)
+        os.set_blocking(wake_write, False)
+        signal.set_wakeup_fd(wake_write)
         deadline = time.monotonic() + duration if duration is not None else None
+        tick = min(IDLE_TICK, duration) if duration else IDLE_TICK
 
         def should_stop() -> bool:
             if stop_requested:
@@ -131,7 +143,7 @@ def trace_live(interfaces: list[str], sink: CountingSink, *, backend: str, snapl
                 return True
             return deadline is not None and time.monotonic() >= deadline
 
-        for frame in capture.frames(should_stop):
+        for frame in capture.frames(should_stop, poll_interval=tick, wake_fd=wake_read):
             if frame is None:
                 tracer.advance(time.time())  # idle: let late-Decline timers expire
                 continue
@@ -143,6 +155,10 @@ def trace_live(interfaces: list[str], sink: CountingSink, *, backend: str, snapl
     except (LiveError, PrivilegeError) as exc:
         raise UserError(str(exc)) from None
     finally:
+        if wake_write >= 0:
+            signal.set_wakeup_fd(-1)
+            os.close(wake_read)
+            os.close(wake_write)
         stats = capture.stats()
         capture.close()
         if writer is not None:

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import os
 import select
 import socket
 import struct
@@ -75,6 +76,15 @@ class _Channel:
     interface: int  # position of the device in the interface list
     received: int = 0  # PACKET_STATISTICS, accumulated (the kernel clears on read)
     dropped: int = 0
+
+
+def _drain(fd: int) -> None:
+    """Empty a wake-up pipe (non-blocking)."""
+    try:
+        while os.read(fd, 512):
+            pass
+    except (BlockingIOError, InterruptedError):
+        pass
 
 
 class LiveCapture:
@@ -217,11 +227,15 @@ class LiveCapture:
     # -- capture ----------------------------------------------------------------------
 
     def frames(
-        self, stop: Callable[[], bool], poll_interval: float = 0.2
+        self, stop: Callable[[], bool], poll_interval: float = 0.2, wake_fd: int | None = None
     ) -> Iterator[Frame | None]:
         """Frames as they pass the filter; None on idle ticks (at least every
         ``poll_interval`` seconds) so the caller can run timers.  Ends when ``stop()`` is
-        true; raises LiveError when a traced interface goes away or down."""
+        true; raises LiveError when a traced interface goes away or down.
+
+        ``wake_fd`` (e.g. the read end of a ``signal.set_wakeup_fd`` pipe) interrupts the
+        wait at once, so a long ``poll_interval`` (few idle wake-ups: no CPU when nothing
+        happens) does not delay a stop request."""
         if not self._channels:
             raise LiveError("capture is not attached")
         poller = select.poll()
@@ -229,6 +243,8 @@ class LiveCapture:
         for channel in self._channels:
             poller.register(channel.sock.fileno(), select.POLLIN | select.POLLERR)
             by_fd[channel.sock.fileno()] = channel
+        if wake_fd is not None:
+            poller.register(wake_fd, select.POLLIN)
         number = 0
         last_tick = time.monotonic()
         while not stop():
@@ -238,6 +254,9 @@ class LiveCapture:
                 yield None
                 continue
             for fd, _ in events:
+                if fd == wake_fd:
+                    _drain(fd)
+                    continue
                 channel = by_fd[fd]
                 for _ in range(FRAMES_PER_WAKEUP):
                     try:
