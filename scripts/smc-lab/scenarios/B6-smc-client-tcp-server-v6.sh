@@ -1,0 +1,6 @@
+# smclab: kernel=k61 vms=1 also=k612,k612t
+# B6: as B over IPv6 ::1
+# expect: connections=1 outcome=fallback path=- version=- messages=
+run_single() {
+	echo_local lo tcp smc 6 ::1
+}

@@ -1,0 +1,7 @@
+# smclab: kernel=k612lo vms=1
+# C: loopback-ism (CONFIG_SMC_LO) + a UEID: SMC-Dv2 Proposal / Accept / Confirm over lo, data via loopback-ism
+# expect: outcome=smc path=SMC-D version=2 release=1 messages=proposal,accept,confirm
+run_single() {
+	run smctool ueid-add SMCLAB-UEID-1
+	echo_local lo smc smc 4 127.0.0.1
+}

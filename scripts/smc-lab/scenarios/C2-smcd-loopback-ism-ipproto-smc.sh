@@ -1,0 +1,7 @@
+# smclab: kernel=k612lo vms=1
+# C2: as C but both sides use socket(AF_INET, SOCK_STREAM, IPPROTO_SMC) (Linux >= 6.11)
+# expect: outcome=smc path=SMC-D version=2 release=1 messages=proposal,accept,confirm
+run_single() {
+	run smctool ueid-add SMCLAB-UEID-1
+	echo_local lo smcinet smcinet 4 127.0.0.1
+}

@@ -1,0 +1,7 @@
+# smclab: kernel=k612lo vms=1
+# C6: as C over IPv6 ::1
+# expect: outcome=smc path=SMC-D version=2 release=1 messages=proposal,accept,confirm
+run_single() {
+	run smctool ueid-add SMCLAB-UEID-1
+	echo_local lo smc smc 6 ::1
+}

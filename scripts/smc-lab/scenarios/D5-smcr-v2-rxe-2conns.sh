@@ -1,0 +1,15 @@
+# smclab: kernel=k612 vms=2
+# D5: as D2 with two sequential connections: the 2nd CLC Accept/Confirm reuse the SMC-R link group (no first contact, no LLC confirm link)
+# expect: connections=2 outcome=smc path=SMC-R version=2 messages=proposal,accept,confirm
+run_server() {
+	eth_up 192.0.2.1
+	rxe_up
+	run smctool ueid-add SMCLAB-UEID-1
+	echo_serve 4 192.0.2.1 2
+}
+run_client() {
+	eth_up 192.0.2.2
+	rxe_up
+	run smctool ueid-add SMCLAB-UEID-1
+	echo_connect 4 192.0.2.1 "Hello, world" "Hello again"
+}

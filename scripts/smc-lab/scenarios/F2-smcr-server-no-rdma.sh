@@ -1,0 +1,14 @@
+# smclab: kernel=k612 vms=2
+# F2: client has rxe + UEID, server has SMC but no RDMA device: SMC-Rv2 Proposal -> server Decline, fallback
+# expect: outcome=fallback path=- version=- messages=proposal,decline decline=0x03030002 decline_from=server
+run_server() {
+	eth_up 192.0.2.1
+	run smctool ueid-add SMCLAB-UEID-1
+	echo_serve 4 192.0.2.1
+}
+run_client() {
+	eth_up 192.0.2.2
+	rxe_up
+	run smctool ueid-add SMCLAB-UEID-1
+	echo_connect 4 192.0.2.1
+}
