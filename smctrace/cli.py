@@ -36,12 +36,14 @@ class CountingSink(EventSink):
     def __init__(self, inner: EventSink) -> None:
         self.inner = inner
         self.decided = 0
+        self.comment_frames = False  # set with -w: name each frame's CLC messages
         self.frame_messages: list[str] = []
 
     def on_message(self, event: MessageEvent) -> None:
-        msg = event.message
-        self.frame_messages.append(f"SMC CLC {msg.kind.capitalize()} v{msg.version} "
-                                   f"({msg.length} bytes) from {event.sender}")
+        if self.comment_frames:
+            msg = event.message
+            self.frame_messages.append(f"SMC CLC {msg.kind.capitalize()} v{msg.version} "
+                                       f"({msg.length} bytes) from {event.sender}")
         self.inner.on_message(event)
 
     def on_gap(self, event: GapEvent) -> None:
@@ -120,6 +122,7 @@ def trace_live(interfaces: list[str], sink: CountingSink, *, backend: str, snapl
             click.echo(f"smctrace: {capture.notice}", err=True)
         if write is not None:
             writer = capture.open_writer(write)
+            sink.comment_frames = True
         # Reading the eBPF filter's counters needs CAP_BPF; nothing else needs privilege.
         drop_privileges(user, keep=(CAP_BPF,) if capture.backend_used == "bcc" else ())
         click.echo(f"tracing on {', '.join(interfaces)} (backend {capture.backend_used}), "

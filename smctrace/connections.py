@@ -132,7 +132,13 @@ class _Connection:
     synack_option: bool | None = None
     client_isn: int | None = None
     streams: dict[Role, ClcStream] = field(default_factory=dict)
-    messages: list[ClcMessage] = field(default_factory=list)
+    # What the outcome needs of the messages seen: their kinds, the last Confirm and the
+    # release of the last Accept (a connection may wait seconds for a late Decline, so
+    # its state is kept small).
+    kinds: list[str] = field(default_factory=list)
+    accept_release: int | None = None
+    confirm: Confirm | None = None
+    watched: bool = False  # the capture prefilter lets its segments through
     last_time: float = 0.0
     # Set once the outcome is known; `settle_at` delays the report while a late Decline
     # can still arrive (after a Confirm).
@@ -143,8 +149,6 @@ class _Connection:
     decline: Decline | None = None
     decline_from: Role | None = None
 
-    def last(self, kind: str) -> ClcMessage | None:
-        return next((m for m in reversed(self.messages) if m.kind == kind), None)
 
 
 class ConnectionTracker:
@@ -279,10 +283,10 @@ class ConnectionTracker:
                 self.gaps += 1
                 self._sink.on_gap(GapEvent(ev.time, conn.cid, role, ev.seq, ev.missing))
             elif isinstance(ev, StreamData) and conn.outcome is None:
-                if conn.messages:
+                if conn.kinds:
                     self._decide(conn, "failed", ev.time,
                                  f"{role} sent non-CLC data during the CLC handshake "
-                                 f"(after {conn.messages[-1].kind}): protocol error")
+                                 f"(after {conn.kinds[-1]}): protocol error")
                 else:
                     self._decide(conn, "failed", ev.time,
                                  f"{role} sent non-CLC data instead of a CLC message")
@@ -293,7 +297,11 @@ class ConnectionTracker:
         self.messages += 1
         if msg.malformed:
             self.malformed += 1
-        conn.messages.append(msg)
+        conn.kinds.append(msg.kind)
+        if isinstance(msg, Accept):
+            conn.accept_release = msg.release
+        elif isinstance(msg, Confirm):
+            conn.confirm = msg
         conn.last_time = sm.time
         self._sink.on_message(MessageEvent(sm.time, conn.cid, role, msg, sm.frame))
         if isinstance(msg, Decline):
@@ -307,8 +315,8 @@ class ConnectionTracker:
             self._decide(conn, "smc", sm.time, "SMC established")
             conn.settle_at = sm.time + grace
             # Nothing but a late Decline may follow on TCP; it is found by its header
-            # wherever it starts, so the streams restart unanchored.
-            conn.streams = {"client": ClcStream(), "server": ClcStream()}
+            # wherever it starts, so the streams restart unanchored (made when needed).
+            conn.streams = {}
             self._set_watch(conn, False)
 
     # -- outcomes ---------------------------------------------------------------------------
@@ -318,10 +326,10 @@ class ConnectionTracker:
 
     def _closed(self, conn: _Connection, role: Role, seg: Segment) -> None:
         how = "reset (RST)" if seg.flags & RST else "closed (FIN)"
-        if conn.synack_option is None and not conn.messages:
+        if conn.synack_option is None and not conn.kinds:
             where = "before the SYN-ACK"
-        elif conn.messages:
-            where = f"after {conn.messages[-1].kind}"
+        elif conn.kinds:
+            where = f"after {conn.kinds[-1]}"
         else:
             where = "before any CLC message"
         self._decide(conn, "failed", seg.time,
@@ -340,15 +348,14 @@ class ConnectionTracker:
         self._set_watch(conn, False)
         outcome = conn.outcome or "incomplete"
         self.outcomes[outcome] += 1
-        confirm = conn.last("confirm")
-        accept = conn.last("accept")
+        confirm = conn.confirm
         path = version = release = None
         first_contact = None
         if outcome == "smc" and isinstance(confirm, Confirm):
             path, version, first_contact = confirm.path, confirm.version, confirm.first_contact
             release = confirm.release
-            if release is None and isinstance(accept, Accept):
-                release = accept.release
+            if release is None:
+                release = conn.accept_release
         decided = conn.decided_at
         handshake_ms = None
         if decided is not None and outcome != "incomplete":
@@ -356,7 +363,7 @@ class ConnectionTracker:
         self._sink.on_connection(ConnectionOutcome(
             conn=cid, start=conn.start, end=decided if decided is not None else conn.last_time,
             syn_option=conn.syn_option, synack_option=conn.synack_option,
-            messages=tuple(m.kind for m in conn.messages), outcome=outcome, path=path,
+            messages=tuple(conn.kinds), outcome=outcome, path=path,
             version=version, release=release, first_contact=first_contact,
             decline=conn.decline, decline_from=conn.decline_from,
             reason=self._reason(conn, outcome), handshake_ms=handshake_ms))
@@ -364,7 +371,7 @@ class ConnectionTracker:
     @staticmethod
     def _reason(conn: _Connection, outcome: Outcome) -> str:
         if outcome == "incomplete":
-            last = conn.messages[-1].kind if conn.messages else (
+            last = conn.kinds[-1] if conn.kinds else (
                 "SYN-ACK" if conn.synack_option else "SYN")
             return f"capture ended after {last}"
         if conn.decline is not None:
@@ -386,7 +393,9 @@ class ConnectionTracker:
         return (cid.client.ip, cid.client.port, cid.server.ip, cid.server.port)
 
     def _set_watch(self, conn: _Connection, on: bool) -> None:
-        if self._watch is not None:
+        # The prefilter counts watches per flow hash: watch once, unwatch once.
+        if self._watch is not None and conn.watched != on:
+            conn.watched = on
             self._watch(conn.cid, on)
 
     def advance(self, now: float) -> None:

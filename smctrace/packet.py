@@ -13,6 +13,7 @@ tests compare both on random and mutated frames).
 from __future__ import annotations
 
 import socket
+import struct
 from dataclasses import dataclass
 from typing import NamedTuple
 
@@ -286,9 +287,73 @@ def has_smc_option(data: ByteData, start: int, end: int) -> bool:
     return False
 
 
+# Fast path of parse_frame for the usual frame: Ethernet, IPv4 without options, TCP.
+# Ethernet type, IPv4 version/IHL, total length, fragment field, protocol, addresses.
+_ETH_IPV4 = struct.Struct("!12xHBxH2xHxB2x4s4s")
+# TCP ports, sequence and acknowledgment numbers, data offset byte, flags.
+_TCP = struct.Struct("!HHIIBB")
+_ETH_IPV4_TCP = 14 + 20  # where TCP starts in such a frame
+_inet_ntop = socket.inet_ntop
+_AF_INET = socket.AF_INET
+
+
+def _may_hold_smc_option(data: ByteData, start: int, end: int) -> bool:
+    """False if no option byte in data[start:end] is the experimental kind (254): then
+    :func:`has_smc_option` cannot find one (most segments carry only timestamps)."""
+    if isinstance(data, bytes):
+        return data.find(b"\xfe", start, end) >= 0
+    return True
+
+
+def _parse_eth_ipv4(frame: Frame, data: ByteData) -> Segment | None:
+    """parse_frame for Ethernet + IPv4 (IHL 5) + TCP, the common case, with a few struct
+    reads; returns None whenever the general path must decide (same rules, same result)."""
+    if len(data) < _ETH_IPV4_TCP + 20:
+        return None
+    ethertype, vihl, total_len, frag, proto, src, dst = _ETH_IPV4.unpack_from(data)
+    if ethertype != ETHERTYPE_IPV4 or vihl != 0x45 or proto != IPPROTO_TCP or frag & 0x1FFF:
+        return None
+    length = len(data)
+    if total_len == 0:
+        ip_end = length
+    elif total_len < 20:
+        return None
+    else:
+        ip_end = 14 + total_len
+    captured_end = min(ip_end, length)
+    if captured_end < _ETH_IPV4_TCP + 20:
+        return None
+    sport, dport, seq, ack, offset_byte, flags = _TCP.unpack_from(data, _ETH_IPV4_TCP)
+    header_len = (offset_byte >> 4) * 4
+    payload_start = _ETH_IPV4_TCP + header_len
+    if header_len < 20 or payload_start > captured_end:
+        return None
+    return Segment(
+        time=frame.time,
+        src=_inet_ntop(_AF_INET, src),
+        dst=_inet_ntop(_AF_INET, dst),
+        sport=sport,
+        dport=dport,
+        seq=seq,
+        ack=ack,
+        flags=flags,
+        smc_option=header_len > 20
+        and _may_hold_smc_option(data, _ETH_IPV4_TCP + 20, payload_start)
+        and has_smc_option(data, _ETH_IPV4_TCP + 20, payload_start),
+        payload=bytes(data[payload_start:captured_end]),
+        payload_len=ip_end - payload_start,
+        frame=frame.number,
+        interface=frame.interface,
+    )
+
+
 def parse_frame(frame: Frame) -> Segment | None:
     """The TCP segment in ``frame``, or None (not IP/TCP, non-first fragment, truncated)."""
     data = frame.data
+    if frame.linktype == LINKTYPE_ETHERNET:
+        seg = _parse_eth_ipv4(frame, data)
+        if seg is not None:
+            return seg
     ip_offset, version = locate_ip(data, frame.linktype)
     if ip_offset < 0:
         return None

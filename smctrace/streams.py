@@ -113,6 +113,16 @@ class ClcStream:
             return events
         if -offset >= len(payload):
             return events  # pure retransmission of bytes already taken
+        if offset == 0 and not self._buffer and not self._pending:
+            # The usual case: the segment holds exactly one whole message.
+            head = peek_header(payload)
+            if head is not None and head.length == len(payload) and head.plausible:
+                start = self.next_seq
+                self.next_seq = self._buffer_seq = (start + len(payload)) % SEQ_MOD
+                self._last_time = time
+                self._last_frame = frame
+                events.append(StreamMessage(time, bytes(payload), start, frame))
+                return events
         self._append(payload[-offset:], time, frame, events)
         self._drain_pending(events)
         return events

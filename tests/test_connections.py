@@ -243,3 +243,34 @@ def test_ipv6_endpoints_are_bracketed() -> None:
     conv.send("client", DECLINE_V1_NOSMCDEV)
     [o] = rec.outcomes
     assert str(o.conn.client) == "[2001:db8::2]:40000"
+
+
+def test_every_watch_is_undone_exactly_once() -> None:
+    """The capture prefilter counts watches per flow bucket: an extra unwatch would
+    silently drop another connection's CLC segments when their buckets collide."""
+    balance: dict[tuple[str, int, str, int], int] = {}
+
+    def watch(cid: object, on: bool) -> None:
+        assert hasattr(cid, "client") and hasattr(cid, "server")
+        key = (cid.client.ip, cid.client.port, cid.server.ip, cid.server.port)  # type: ignore[attr-defined]
+        balance[key] = balance.get(key, 0) + (1 if on else -1)
+        assert balance[key] in (0, 1)
+
+    rec = Recorder()
+    tracker = ConnectionTracker(rec, watch)
+    for port, script, end in (
+        (40001, [("client", PROPOSAL_V1_52), ("server", ACCEPT_R_V1), ("client", CONFIRM_R_V1)],
+         FIN),  # smc: unwatched at the Confirm, reported at the FIN
+        (40002, [("client", PROPOSAL_V1_52), ("server", DECLINE_V2)], 0),  # fallback
+        (40003, [("client", PROPOSAL_V1_52)], RST),  # failed
+        (40004, [("client", PROPOSAL_V1_52)], 0),  # incomplete at finish()
+    ):
+        conv = Conversation(tracker, ("10.0.0.2", port))
+        conv.handshake()
+        for sender, payload in script:
+            conv.send(sender, payload)
+        if end:
+            conv.seg("server", end | ACK)
+    tracker.finish()
+    assert len(rec.outcomes) == 4
+    assert balance and all(v == 0 for v in balance.values())

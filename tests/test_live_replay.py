@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -86,11 +87,12 @@ def offline(path: Path) -> list[dict[str, Any]]:
     return [json.loads(line) for line in out.splitlines()]
 
 
-def live(netns: str, backend: str, flood: int) -> tuple[list[dict[str, Any]], int]:
+def live(netns: str, backend: str, flood: int,
+         *extra: str) -> tuple[list[dict[str, Any]], int]:
     """Trace rp1 while every capture is sent out of rp0; return events and segments sent."""
     tracer = subprocess.Popen(
         ["ip", "netns", "exec", netns, sys.executable, "-m", "smctrace", "-i", "rp1",
-         "--backend", backend, "--json", "-Z", "root"],
+         "--backend", backend, "--json", "-Z", "root", *extra],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
         assert tracer.stderr is not None
@@ -187,3 +189,18 @@ def test_count_stops_after_n_connections(netns: str) -> None:
     assert tracer.returncode == 0
     assert len(select(events, "connection")) >= 3
     assert events[-1]["event"] == "summary"
+
+
+@pytest.mark.skipif(shutil.which("tshark") is None, reason="tshark reads the comments back")
+def test_write_pcapng_names_each_clc_frame(netns: str, tmp_path: Path) -> None:
+    out = tmp_path / "kept.pcapng"
+    events, _ = live(netns, "bcc", 0, "-w", str(out))
+    comments = subprocess.run(
+        ["tshark", "-r", str(out), "-T", "fields", "-e", "frame.comment"],
+        capture_output=True, text=True, check=True).stdout.splitlines()
+    assert len(comments) == events[-1]["kept"]  # every kept frame, nothing else
+    named = [c for c in comments if c]
+    clc = select(events, "clc")
+    assert len(named) == len(clc)
+    assert named[0] == (f"SMC CLC {clc[0]['type'].capitalize()} v{clc[0]['version']} "
+                        f"({clc[0]['length']} bytes) from {clc[0]['from']}")

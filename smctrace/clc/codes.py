@@ -41,12 +41,17 @@ class SmcType(IntEnum):
     @property
     def paths(self) -> list[SmcPathName]:
         """The paths this type offers, e.g. ["SMC-R", "SMC-D"] for B."""
-        paths: list[SmcPathName] = []
-        if self in (SmcType.R, SmcType.B):
-            paths.append("SMC-R")
-        if self in (SmcType.D, SmcType.B):
-            paths.append("SMC-D")
-        return paths
+        return list(_SMC_TYPE_PATHS[self])
+
+
+# Indexed by SmcType value (a plain tuple index is much cheaper than enum attributes).
+_SMC_TYPE_PATHS: Final[tuple[tuple[SmcPathName, ...], ...]] = (
+    ("SMC-R",),  # R
+    ("SMC-D",),  # D
+    (),  # N
+    ("SMC-R", "SMC-D"),  # B
+)
+SMC_TYPE_NAMES: Final[tuple[str, ...]] = tuple(t.name for t in sorted(SmcType, key=int))
 
 
 class SmcPath(IntEnum):

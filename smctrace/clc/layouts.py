@@ -11,10 +11,20 @@ keyed by message type). Proposal parts are located through the offsets in the me
 (3.1.7), so their layouts come with the constants that place them;
 :func:`read_part` reads a part from a buffer without ever raising: fields that do
 not fit into the available bytes are simply absent from the result.
+
+The tables stay the only description of the wire format. For speed,
+:func:`compile_layout` turns a layout, once at import time, into a reader function
+(generated from the table, as dataclasses and namedtuple generate code) that reads a
+whole part with one precomputed :class:`struct.Struct` and returns its fields split by
+kind (integers, bytes), the reserved ones set aside; it has the semantics of
+:func:`read_part`, which it falls back to when the part does not fit into the buffer.
 """
 
 from __future__ import annotations
 
+import itertools
+import struct
+from collections.abc import Callable
 from dataclasses import dataclass
 from enum import Enum
 from typing import Final
@@ -248,23 +258,129 @@ def read_part(buf: bytes, base: int, layout: Layout) -> dict[str, Value]:
     Never raises. Reserved fields are returned as ``reserved_<absolute offset>``
     (``..._bits`` for reserved bits); fields that do not fit are absent.
     """
-    out: dict[str, Value] = {}
+    reserved: Reserved = {}
+    ints, raws = _read_partial(buf, base, layout, reserved)
+    return {**ints, **raws, **reserved}
+
+
+def _reserved_name(start: int, mask: int) -> str:
+    return f"reserved_{start}" + ("_bits" if mask else "")
+
+
+# --- compiled readers --------------------------------------------------------------------
+
+Ints = dict[str, int]
+Raws = dict[str, bytes]
+Reserved = dict[str, Value]
+# reader(buf, base, reserved) -> (integer fields, bytes fields); reserved fields are
+# stored into `reserved` as ``reserved_<absolute offset>[_bits]``.
+Reader = Callable[[bytes, int, Reserved], tuple[Ints, Raws]]
+
+_STRUCT_CODES: Final = {1: "B", 2: "H", 4: "I", 8: "Q"}
+
+
+def _read_partial(buf: bytes, base: int, layout: Layout, reserved: Reserved) -> tuple[Ints, Raws]:
+    """Field by field: the fields that fit, by kind; reserved ones into ``reserved``.
+
+    :func:`read_part`, and the slow path of compiled readers (part not all there).
+    """
+    ints: Ints = {}
+    raws: Raws = {}
     if base < 0:
-        return out
+        return ints, raws
     for f in layout:
         start = base + f.offset
         end = start + f.size
         if end > len(buf):
             continue
         chunk = buf[start:end]
-        name = f.name
-        if f.reserved:
-            name = f"reserved_{start}" + ("_bits" if f.mask else "")
         if f.kind is Kind.BYTES:
-            out[name] = chunk
+            value: Value = chunk
         else:
             value = int.from_bytes(chunk, "big")
             if f.mask:
                 value = (value & f.mask) >> _shift(f.mask)
-            out[name] = value
-    return out
+        if f.reserved:
+            reserved[_reserved_name(start, f.mask)] = value
+        elif isinstance(value, bytes):
+            raws[f.name] = value
+        else:
+            ints[f.name] = value
+    return ints, raws
+
+
+def compile_layout(layout: Layout) -> Reader:
+    """Compile ``layout`` into a reader: one struct unpack for the whole part when it fits.
+
+    Fields sharing bytes (bit fields) share one unpacked slot; sizes without a struct
+    code (3, 5 bytes) are unpacked as bytes and converted with ``int.from_bytes``.
+    """
+    slots = sorted({(f.offset, f.size) for f in layout})
+    for (o1, s1), (o2, _) in itertools.pairwise(slots):
+        if o1 + s1 > o2:  # overlapping fields must cover exactly the same bytes
+            raise ValueError(f"overlapping fields at {o1} and {o2}")
+    names = [f.name for f in layout if not f.reserved]
+    if len(set(names)) != len(names):
+        raise ValueError(f"duplicate field names in {names}")
+    slot_index = {slot: i for i, slot in enumerate(slots)}
+    fmt = ">"
+    at = 0
+    for offset, size in slots:
+        if offset > at:
+            fmt += f"{offset - at}x"
+        kinds = {f.kind for f in layout if (f.offset, f.size) == (offset, size)}
+        code = _STRUCT_CODES.get(size) if kinds == {Kind.UINT} else None
+        fmt += code or f"{size}s"
+        at = offset + size
+    unpack = struct.Struct(fmt)
+    ints: list[str] = []
+    raws: list[str] = []
+    reserved: list[str] = []
+    for f in layout:
+        i = slot_index[(f.offset, f.size)]
+        expr = f"s{i}"
+        if f.kind is Kind.UINT:
+            if _STRUCT_CODES.get(f.size) is None or any(
+                g.kind is Kind.BYTES for g in layout if (g.offset, g.size) == (f.offset, f.size)
+            ):
+                expr = f"_from_bytes(s{i}, 'big')"
+            if f.mask:
+                expr = f"(({expr}) & {f.mask:#x}) >> {_shift(f.mask)}"
+        if f.reserved:
+            reserved.append(f"    reserved[names[{len(reserved)}]] = {expr}")
+        elif f.kind is Kind.UINT:
+            ints.append(f"{f.name!r}: {expr}")
+        else:
+            raws.append(f"{f.name!r}: {expr}")
+    targets = ", ".join(f"s{i}" for i in range(len(slots)))
+    lines = [
+        "def read(buf, base, reserved):",
+        f"    if base < 0 or base + {unpack.size} > len(buf):",
+        "        return _partial(buf, base, layout, reserved)",
+        f"    {targets}, = _unpack(buf, base)",
+    ]
+    if reserved:
+        lines.append("    names = _names.get(base) or _name_at(base)")
+        lines += reserved
+    lines.append(f"    return {{{', '.join(ints)}}}, {{{', '.join(raws)}}}")
+    rsv_fields = [f for f in layout if f.reserved]
+    names_cache: dict[int, tuple[str, ...]] = {}
+
+    def name_at(base: int) -> tuple[str, ...]:
+        names = tuple(_reserved_name(base + f.offset, f.mask) for f in rsv_fields)
+        if len(names_cache) < 256:  # bases are few; bound the cache against odd input
+            names_cache[base] = names
+        return names
+
+    namespace: dict[str, object] = {
+        "_partial": _read_partial,
+        "_unpack": unpack.unpack_from,
+        "_from_bytes": int.from_bytes,
+        "_names": names_cache,
+        "_name_at": name_at,
+        "layout": layout,
+    }
+    exec("\n".join(lines), namespace)  # the code is generated from the tables above
+    read = namespace["read"]
+    assert callable(read)
+    return read

@@ -15,6 +15,7 @@ from typing import Any, ClassVar, Literal
 from smctrace.clc.codes import (
     MAX_MESSAGE_LEN,
     MIN_MESSAGE_LEN,
+    SMC_TYPE_NAMES,
     EyecatcherName,
     MessageType,
     SmcPathName,
@@ -159,12 +160,14 @@ class Proposal(ClcMessage):
         return self.eid_count is not None
 
     def _body_fields(self) -> dict[str, JsonValue]:
+        peer = self.peer_id
+        typev2 = self.typev2
         return {
-            "typev1": self.typev1.name,
-            "typev2": None if self.typev2 is None else self.typev2.name,
+            "typev1": SMC_TYPE_NAMES[self.typev1],
+            "typev2": None if typev2 is None else SMC_TYPE_NAMES[typev2],
             "offered": self.offered,
-            "peer_id": None if self.peer_id is None else str(self.peer_id),
-            "peer_id_hex": None if self.peer_id is None else self.peer_id.hex,
+            "peer_id": None if peer is None else str(peer),
+            "peer_id_hex": None if peer is None else peer.hex,
             "smcr_gid": self.smcr_gid,
             "smcr_mac": self.smcr_mac,
             "iparea_offset": self.iparea_offset,
@@ -275,61 +278,61 @@ class AcceptConfirm(ClcMessage):
 
     def _body_fields(self) -> dict[str, JsonValue]:
         out: dict[str, JsonValue] = {"path": self.path, "first_contact": self.first_contact}
-        if self.smcr is not None:
-            r = self.smcr
-            out.update(
-                {
-                    "peer_id": None if r.peer_id is None else str(r.peer_id),
-                    "peer_id_hex": None if r.peer_id is None else r.peer_id.hex,
-                    "gid": r.gid,
-                    "mac": r.mac,
-                    "qp_number": _opt_hex(r.qp_number, 3),
-                    "rmb_rkey": _opt_hex(r.rmb_rkey, 4),
-                    "rmbe_index": r.rmbe_index,
-                    "rmbe_alert_token": _opt_hex(r.rmbe_alert_token, 4),
-                    "rmbe_size": r.rmbe_size,
-                    "rmbe_size_code": r.rmbe_size_code,
-                    "qp_mtu": r.qp_mtu,
-                    "qp_mtu_code": r.qp_mtu_code,
-                    "rmb_virtual_address": _opt_hex(r.rmb_virtual_address, 8),
-                    "psn": _opt_hex(r.psn, 3),
-                }
-            )
-        if self.smcd is not None:
-            d = self.smcd
+        r = self.smcr
+        if r is not None:
+            peer = r.peer_id
+            out["peer_id"] = None if peer is None else str(peer)
+            out["peer_id_hex"] = None if peer is None else peer.hex
+            out["gid"] = r.gid
+            out["mac"] = r.mac
+            out["qp_number"] = _opt_hex(r.qp_number, 3)
+            out["rmb_rkey"] = _opt_hex(r.rmb_rkey, 4)
+            out["rmbe_index"] = r.rmbe_index
+            out["rmbe_alert_token"] = _opt_hex(r.rmbe_alert_token, 4)
+            out["rmbe_size"] = r.rmbe_size
+            out["rmbe_size_code"] = r.rmbe_size_code
+            out["qp_mtu"] = r.qp_mtu
+            out["qp_mtu_code"] = r.qp_mtu_code
+            out["rmb_virtual_address"] = _opt_hex(r.rmb_virtual_address, 8)
+            out["psn"] = _opt_hex(r.psn, 3)
+        d = self.smcd
+        if d is not None:
             full = d.full_gid
-            out.update(
-                {
-                    "gid": None if full is None else str(full),
-                    "gid_ext": _opt_hex(d.gid_ext, 8),
-                    "dmb_token": _opt_hex(d.dmb_token, 8),
-                    "dmbe_index": d.dmbe_index,
-                    "dmbe_size": d.dmbe_size,
-                    "dmbe_size_code": d.dmbe_size_code,
-                    "link_id": _opt_hex(d.link_id, 4),
-                    "chid": _opt_hex(d.chid, 2),
-                }
-            )
-        if self.version >= 2:
+            out["gid"] = None if full is None else str(full)
+            out["gid_ext"] = _opt_hex(d.gid_ext, 8)
+            out["dmb_token"] = _opt_hex(d.dmb_token, 8)
+            out["dmbe_index"] = d.dmbe_index
+            out["dmbe_size"] = d.dmbe_size
+            out["dmbe_size_code"] = d.dmbe_size_code
+            out["link_id"] = _opt_hex(d.link_id, 4)
+            out["chid"] = _opt_hex(d.chid, 2)
+        if self.header.version >= 2:
             out["eid"] = self.eid
             f = self.fce
-            out.update(
-                {
-                    "v2_direct": None if f is None else f.v2_direct,
-                    "os_type": None if f is None or f.os_type is None else os_type_name(f.os_type),
-                    "os_type_code": None if f is None else f.os_type,
-                    "release": None if f is None else f.release,
-                    "hostname": None if f is None else f.hostname,
-                    "max_conns": None if f is None else f.max_conns,
-                    "max_links": None if f is None else f.max_links,
-                    "feature_mask": None if f is None else _opt_hex(f.feature_mask, 2),
-                    "vendor_options": None if f is None else _opt_hex(f.vendor_options, 4),
-                }
-            )
+            if f is None:
+                out.update(_NO_FCE_FIELDS)
+            else:
+                os_type = f.os_type
+                out["v2_direct"] = f.v2_direct
+                out["os_type"] = None if os_type is None else os_type_name(os_type)
+                out["os_type_code"] = os_type
+                out["release"] = f.release
+                out["hostname"] = f.hostname
+                out["max_conns"] = f.max_conns
+                out["max_links"] = f.max_links
+                out["feature_mask"] = _opt_hex(f.feature_mask, 2)
+                out["vendor_options"] = _opt_hex(f.vendor_options, 4)
             if self.kind == "confirm" and self.path == "SMC-R":
                 out["gid_list_count"] = self.gid_list_count
                 out["gid_list"] = None if self.gid_list is None else list(self.gid_list)
         return out
+
+
+# The first-contact fields of a v2 Accept/Confirm without first-contact extension.
+_NO_FCE_FIELDS: dict[str, JsonValue] = dict.fromkeys(
+    ("v2_direct", "os_type", "os_type_code", "release", "hostname", "max_conns", "max_links",
+     "feature_mask", "vendor_options")
+)
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -15,10 +15,16 @@ from __future__ import annotations
 
 import ipaddress
 from dataclasses import dataclass
+from functools import lru_cache
+
+# Bytes that safe_text escapes: everything but printable ASCII, and the backslash.
+_UNSAFE = bytes(c for c in range(256) if not (0x20 <= c <= 0x7E and c != 0x5C))
 
 
 def safe_text(b: bytes) -> str:
     """Printable ASCII for any bytes: 0x20-0x7e kept (except backslash), others as \\xNN."""
+    if len(b.translate(None, _UNSAFE)) == len(b):  # nothing to escape (the usual case)
+        return b.decode("ascii")
     return "".join(chr(c) if 0x20 <= c <= 0x7E and c != 0x5C else f"\\x{c:02x}" for c in b)
 
 
@@ -28,15 +34,20 @@ def wire_string(b: bytes) -> str | None:
     return text or None
 
 
+_HEX_FORMATS = {size: f"0x%0{size * 2}x" for size in range(1, 17)}
+
+
 def hex_int(value: int, size: int) -> str:
     """Integer as 0x-prefixed hex zero-padded to ``size`` bytes."""
-    return f"0x{value:0{size * 2}x}"
+    fmt = _HEX_FORMATS.get(size)
+    return f"0x{value:0{size * 2}x}" if fmt is None else fmt % value
 
 
 def hex_bytes(b: bytes) -> str:
     return "0x" + b.hex()
 
 
+@lru_cache(maxsize=4096)  # a host's GIDs recur in every handshake
 def format_gid(b: bytes) -> str:
     """16-byte RoCE GID as IPv6 text; IPv4-mapped GIDs as ``::ffff:a.b.c.d``."""
     addr = ipaddress.IPv6Address(b)
@@ -47,11 +58,13 @@ def format_gid(b: bytes) -> str:
 
 
 def format_ipv4(b: bytes) -> str:
-    return str(ipaddress.IPv4Address(b))
+    if len(b) == 4:
+        return f"{b[0]}.{b[1]}.{b[2]}.{b[3]}"
+    return str(ipaddress.IPv4Address(b))  # raises, as before
 
 
 def format_mac(b: bytes) -> str:
-    return ":".join(f"{c:02x}" for c in b)
+    return b.hex(":")
 
 
 @dataclass(frozen=True, slots=True)
@@ -77,7 +90,12 @@ class PeerId:
         return not any(self.raw)
 
     def __str__(self) -> str:
-        return f"{self.instance}@{self.mac}"
+        return _peer_text(self.raw)
+
+
+@lru_cache(maxsize=4096)  # a host's peer ID recurs in every handshake
+def _peer_text(raw: bytes) -> str:
+    return f"{int.from_bytes(raw[:2], 'big')}@{format_mac(raw[2:8])}"
 
 
 @dataclass(frozen=True, slots=True)

@@ -13,6 +13,8 @@ characters.
 
 from __future__ import annotations
 
+from functools import lru_cache
+
 from smctrace.clc import (
     AcceptConfirm,
     ClcMessage,
@@ -40,6 +42,7 @@ def _offer(t: SmcType | None) -> str:
     return "+".join(t.paths) or "none"
 
 
+@lru_cache(maxsize=256)  # a handful of masks recur in every handshake
 def _features(mask: int) -> str:
     names = [name for bit, name in FEATURE_NAMES.items() if mask & bit]
     unknown = mask & ~sum(FEATURE_NAMES)
@@ -130,8 +133,9 @@ def _accept_confirm(m: AcceptConfirm) -> list[str]:
             parts.append(f"PSN {hex_int(r.psn, 3)}")
     if m.smcd is not None:
         d = m.smcd
-        if d.full_gid is not None:
-            parts.append(f"GID {d.full_gid}")
+        full_gid = d.full_gid
+        if full_gid is not None:
+            parts.append(f"GID {full_gid}")
         if d.chid is not None:
             parts.append(f"CHID {hex_int(d.chid, 2)}")
         if d.dmb_token is not None:

@@ -3,10 +3,34 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from typing import Any, TextIO
 
 from smctrace.connections import ConnectionOutcome, EventSink, GapEvent, MessageEvent
 from smctrace.pipeline import TraceSummary
+
+
+def _make_encoder() -> Callable[[Any], str]:
+    """json.dumps(obj, ensure_ascii=True, separators=(", ", ": ")), set up once.
+
+    json.dumps builds a new encoder for every call; the C encoder it uses is made here
+    once (same settings, no circular check: events are trees) and called directly.
+    """
+    encoder = json.JSONEncoder(ensure_ascii=True, separators=(", ", ": "))
+    make = getattr(json.encoder, "c_make_encoder", None)
+    if make is None:  # pragma: no cover - CPython always has the C accelerator
+        return encoder.encode
+    c_encode = make(None, encoder.default, json.encoder.encode_basestring_ascii, None,
+                    encoder.key_separator, encoder.item_separator, encoder.sort_keys,
+                    encoder.skipkeys, encoder.allow_nan)
+
+    def encode(obj: Any) -> str:
+        return "".join(c_encode(obj, 0))
+
+    return encode
+
+
+_encode = _make_encoder()
 
 
 class JsonOutput(EventSink):
@@ -17,15 +41,17 @@ class JsonOutput(EventSink):
 
     def _emit(self, obj: dict[str, Any]) -> None:
         # ensure_ascii keeps every wire string escaped: no control byte reaches a terminal.
-        self._out.write(json.dumps(obj, ensure_ascii=True, separators=(", ", ": ")) + "\n")
+        self._out.write(_encode(obj) + "\n")
 
     def on_message(self, event: MessageEvent) -> None:
         msg = event.message
+        header = msg.header
+        conn = event.conn
         obj: dict[str, Any] = {
             "event": "clc", "time": event.time, "frame": event.frame,
-            "client": str(event.conn.client), "server": str(event.conn.server),
-            "from": event.sender, "type": msg.kind, "version": msg.version,
-            "length": msg.length, "eyecatcher": msg.eyecatcher,
+            "client": str(conn.client), "server": str(conn.server),
+            "from": event.sender, "type": msg.kind, "version": header.version,
+            "length": header.length, "eyecatcher": header.eyecatcher,
             "fields": msg.fields(reserved=self._reserved), "malformed": msg.malformed,
         }
         if self._hex:

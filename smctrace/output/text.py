@@ -9,6 +9,24 @@ from smctrace.output.clc_text import format_message, hexdump
 from smctrace.output.common import clock, describe_outcome
 
 
+class _Clock:
+    """:func:`clock`, with the time of day formatted once per second (lines come in bursts)."""
+
+    def __init__(self) -> None:
+        self._second: int | None = None
+        self._prefix = ""
+
+    def __call__(self, t: float) -> str:
+        whole = int(t)
+        micros = round((t - whole) * 1e6)
+        if micros == 1_000_000:
+            whole, micros = whole + 1, 0
+        if whole != self._second:
+            self._second = whole
+            self._prefix = clock(whole).rpartition(".")[0]
+        return f"{self._prefix}.{micros:06d}"
+
+
 class TextOutput(EventSink):
     def __init__(self, out: TextIO, *, timestamps: bool = True, hex_dump: bool = False,
                  reserved: bool = False) -> None:
@@ -16,10 +34,13 @@ class TextOutput(EventSink):
         self._timestamps = timestamps
         self._hex = hex_dump
         self._reserved = reserved
+        self._clock = _Clock()
 
     def _line(self, time: float, text: str) -> None:
-        prefix = f"{clock(time)} " if self._timestamps else ""
-        self._out.write(f"{prefix}{text}\n")
+        if self._timestamps:
+            self._out.write(f"{self._clock(time)} {text}\n")
+        else:
+            self._out.write(f"{text}\n")
 
     @staticmethod
     def _direction(conn: ConnectionId, sender: str) -> str:
