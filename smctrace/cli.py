@@ -100,8 +100,9 @@ def trace_file(path: str, sink: CountingSink) -> None:
 
 def trace_live(interfaces: list[str], sink: CountingSink, *, backend: str, snaplen: int,
                promisc: bool, count: int | None, duration: float | None,
-               write: str | None, user: str) -> None:
+               write: str | None, user: str, buffer_kib: int | None) -> None:
     from smctrace.live import LiveCapture, LiveError
+    from smctrace.live.capture import RECEIVE_BUFFER_BYTES
     from smctrace.privileges import CAP_BPF, PrivilegeError, drop_privileges
 
     stop_requested = False
@@ -112,7 +113,9 @@ def trace_live(interfaces: list[str], sink: CountingSink, *, backend: str, snapl
 
     # Ordinary SYNs never reach user space live, so plain TCP connections are not counted.
     tracer = Tracer(sink, sees_plain_syns=False)
-    capture = LiveCapture(interfaces, backend=backend, snaplen=snaplen, promisc=promisc)
+    capture = LiveCapture(interfaces, backend=backend, snaplen=snaplen, promisc=promisc,
+                          buffer_bytes=RECEIVE_BUFFER_BYTES if buffer_kib is None
+                          else buffer_kib * 1024)
     writer = None
     frames = 0
     wake_read = wake_write = -1
@@ -207,6 +210,10 @@ def user_errors() -> Iterator[None]:
               help="Live: stop after SECS seconds.")
 @click.option("-s", "--snaplen", type=click.IntRange(min=128, max=65535), default=1280,
               show_default=True, help="Live: bytes kept per frame.")
+@click.option("-B", "--buffer-size", "buffer_kib", type=click.IntRange(min=64), metavar="KiB",
+              help="Live: socket receive buffer per interface (default 262144 = 256 MiB); "
+                   "holds bursts of handshakes while they are decoded (kernel memory is "
+                   "used only while behind).")
 @click.option("--promisc/--no-promisc", default=True, show_default=True,
               help="Live: put the interfaces into promiscuous mode.")
 @click.option("-w", "--write", metavar="FILE",
@@ -220,8 +227,8 @@ def user_errors() -> Iterator[None]:
 @click.version_option(__version__, "--version")
 def main(path: str | None, interfaces: tuple[str, ...], as_json: bool, as_table: bool,
          hex_dump: bool, reserved: bool, no_timestamps: bool, count: int | None,
-         duration: float | None, snaplen: int, promisc: bool, write: str | None, backend: str,
-         print_program: bool, user: str) -> None:
+         duration: float | None, snaplen: int, buffer_kib: int | None, promisc: bool,
+         write: str | None, backend: str, print_program: bool, user: str) -> None:
     """Show, for every TCP connection, whether SMC was negotiated, over which path, and
     if not, exactly why.
 
@@ -249,7 +256,7 @@ def main(path: str | None, interfaces: tuple[str, ...], as_json: bool, as_table:
         else:
             trace_live(list(interfaces), sink, backend=backend, snaplen=snaplen,
                        promisc=promisc, count=count, duration=duration, write=write,
-                       user=user)
+                       user=user, buffer_kib=buffer_kib)
 
 
 if __name__ == "__main__":

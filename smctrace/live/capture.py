@@ -59,7 +59,9 @@ SNAP_PAYLOAD = 1024
 # Headers in front of the payload: Ethernet + 2 VLAN tags + IPv6 with extension headers +
 # TCP with options; 256 bytes cover every realistic stack.
 DEFAULT_SNAPLEN = SNAP_PAYLOAD + 256
-RECEIVE_BUFFER_BYTES = 32 << 20  # room for bursts of handshakes while the tracer is busy
+# Room for bursts of handshakes while the tracer decodes (about 20,000 handshakes' kept
+# frames); a receive buffer costs kernel memory only while the tracer is behind.
+RECEIVE_BUFFER_BYTES = 256 << 20
 FRAMES_PER_WAKEUP = 256  # drain at most this many frames of one socket before polling again
 
 _AUXDATA = struct.Struct("=IIIHHHH")  # struct tpacket_auxdata
