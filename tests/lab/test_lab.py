@@ -118,7 +118,7 @@ def test_scenario_header(scn: Any) -> None:
     assert scn.vms in (1, 2)
     for k in [scn.server_kernel, scn.client_kernel, *scn.also]:
         assert k is None or k in lab.FLAVORS
-    text = scn.path.read_text()
+    text = scn.script.read_text()  # the guest script (another scenario's with guest=)
     if scn.vms == 1:
         assert "run_single()" in text
     else:
@@ -321,3 +321,15 @@ def test_live() -> None:
 
 if __name__ == "__main__":
     sys.exit(pytest.main([__file__, "-v"]))
+
+
+def test_guest_key_names_an_existing_scenario(tmp_path: Path, monkeypatch: Any) -> None:
+    (tmp_path / "X.sh").write_text("# smclab: kernel=k612 vms=2 guest=NOPE\n"
+                                   "# expect: outcome=smc\n")
+    (tmp_path / "Y.sh").write_text("# smclab: kernel=k612 vms=2 guest=D3-smcr-v2-rxe-pnet\n"
+                                   "# expect: outcome=smc\n")
+    (tmp_path / "D3-smcr-v2-rxe-pnet.sh").write_text("run_server() { :; }\nrun_client() { :; }\n")
+    monkeypatch.setattr(lab, "SCENARIO_DIR", tmp_path)
+    with pytest.raises(lab.LabError, match="guest=NOPE: no such scenario"):
+        lab.load_scenario("X")
+    assert lab.load_scenario("Y").script == tmp_path / "D3-smcr-v2-rxe-pnet.sh"

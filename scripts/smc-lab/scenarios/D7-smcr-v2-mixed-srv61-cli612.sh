@@ -1,19 +1,4 @@
-# smclab: kernel=k612 server_kernel=k61 client_kernel=k612 vms=2
+# smclab: kernel=k612 server_kernel=k61 client_kernel=k612 vms=2 guest=D3-smcr-v2-rxe-pnet
 # D7: mixed kernels, 6.1 server <- 6.12 client, SMC-Rv2 over rxe with UEID + PNET: v2 release negotiation (6.12 proposes release 1, 6.1 answers release 0)
 # expect: outcome=fallback path=- version=- messages=proposal,accept,confirm,decline decline=0x02010000 decline_from=client
-SCN_TIMEOUT=250 # the 6.1 side hangs after Confirm (the Decline, if any, comes ~5 s later): give up after 25 s
-SRVWAIT=220
-run_server() {
-	eth_up 192.0.2.1
-	rxe_up
-	run smctool ueid-add SMCLAB-UEID-1
-	run smctool pnet-add SMCLABNET eth0 rxe0 1
-	echo_serve 4 192.0.2.1
-}
-run_client() {
-	eth_up 192.0.2.2
-	rxe_up
-	run smctool ueid-add SMCLAB-UEID-1
-	run smctool pnet-add SMCLABNET eth0 rxe0 1
-	echo_connect 4 192.0.2.1
-}
+# (the guests run D3's script: UEID + PNET on both sides; only the kernels differ)
