@@ -162,6 +162,9 @@ class ConnectionTracker:
         self._plain_syns: OrderedDict[tuple[str, int, str, int, int], None] = OrderedDict()
         # Connections already reported: a retransmitted CLC segment must not start a new one.
         self._reported: OrderedDict[tuple[str, int, str, int], None] = OrderedDict()
+        # Connections with a timer running (a late-Decline wait, or a hole in a stream):
+        # the only ones advance() visits, so its cost does not grow with a SYN flood.
+        self._timed: dict[tuple[str, int, str, int], _Connection] = {}
         self.plain_tcp = 0
         self.outcomes: dict[Outcome, int] = dict.fromkeys(OUTCOMES, 0)
         self.messages = 0
@@ -191,13 +194,14 @@ class ConnectionTracker:
             else:
                 return
         conn.last_time = seg.time
-        if conn.outcome is None and seg.payload:
+        # During the CLC phase every payload counts; after a Confirm only a late Decline,
+        # which is found by its header wherever it starts.
+        if seg.payload and (conn.outcome is None
+                            or (conn.settle_at is not None and starts_clc(seg.payload))):
             stream = self._stream(conn, role)
             self._stream_events(conn, role, stream.add(seg.seq, seg.payload, seg.time, seg.frame))
-        elif conn.settle_at is not None and seg.payload and starts_clc(seg.payload):
-            # After a Confirm only a late Decline matters; it arrives at any position.
-            stream = self._stream(conn, role)
-            self._stream_events(conn, role, stream.add(seg.seq, seg.payload, seg.time, seg.frame))
+            if conn.outcome is None and stream.oldest_pending() is not None:
+                self._timed[self._key(conn)] = conn  # a hole: give up on it after a while
         if flags & (FIN | RST) and conn.outcome is None:
             self._closed(conn, role, seg)
         elif flags & (FIN | RST) and conn.settle_at is not None:
@@ -314,6 +318,7 @@ class ConnectionTracker:
             grace = LATE_DECLINE_GRACE_SMCR if msg.path == "SMC-R" else LATE_DECLINE_GRACE_SMCD
             self._decide(conn, "smc", sm.time, "SMC established")
             conn.settle_at = sm.time + grace
+            self._timed[self._key(conn)] = conn
             # Nothing but a late Decline may follow on TCP; it is found by its header
             # wherever it starts, so the streams restart unanchored (made when needed).
             conn.streams = {}
@@ -342,6 +347,7 @@ class ConnectionTracker:
         cid = conn.cid
         key = self._key(conn)
         self._conns.pop(key, None)
+        self._timed.pop(key, None)
         self._reported[key] = None
         if len(self._reported) > PLAIN_SYN_MEMORY:
             self._reported.popitem(last=False)
@@ -401,16 +407,21 @@ class ConnectionTracker:
     def advance(self, now: float) -> None:
         """Packet (or wall-clock, live) time moved on: settle what waited for it."""
         self.now = max(self.now, now)
-        for conn in list(self._conns.values()):
-            if conn.settle_at is not None and now >= conn.settle_at:
-                self._report(conn)
-            elif conn.outcome is None:
-                for role, stream in list(conn.streams.items()):
-                    oldest = stream.oldest_pending()
-                    if oldest is not None and now - oldest >= GAP_TIMEOUT:
-                        events: list[StreamEvent] = []
-                        stream.skip_hole(now, events)
-                        self._stream_events(conn, role, events)
+        for key, conn in list(self._timed.items()):
+            if conn.settle_at is not None:
+                if now >= conn.settle_at:
+                    self._report(conn)
+                continue
+            waiting = False
+            for role, stream in list(conn.streams.items()):
+                oldest = stream.oldest_pending()
+                if oldest is not None and now - oldest >= GAP_TIMEOUT:
+                    events: list[StreamEvent] = []
+                    stream.skip_hole(now, events)
+                    self._stream_events(conn, role, events)
+                waiting = waiting or stream.oldest_pending() is not None
+            if not waiting and conn.outcome is None:
+                self._timed.pop(key, None)
 
     def finish(self) -> None:
         """End of input: every connection still open gets its outcome now."""

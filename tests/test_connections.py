@@ -274,3 +274,25 @@ def test_every_watch_is_undone_exactly_once() -> None:
     tracker.finish()
     assert len(rec.outcomes) == 4
     assert balance and all(v == 0 for v in balance.values())
+
+
+def test_only_connections_with_timers_are_visited_by_advance() -> None:
+    """A flood of half-open SMC connections must not make every time tick a full scan."""
+    rec = Recorder()
+    tracker = ConnectionTracker(rec)
+    for port in range(41000, 41500):  # half-open: SYN only, nothing to wait for
+        Conversation(tracker, ("10.0.0.3", port)).seg("client", SYN, seq=CISN, smc_option=True)
+    assert len(tracker._conns) == 500 and not tracker._timed
+    smc = Conversation(tracker, ("10.0.0.4", 42000))
+    smc.handshake()
+    for sender, payload in [("client", PROPOSAL_V1_52), ("server", ACCEPT_R_V1),
+                            ("client", CONFIRM_R_V1)]:
+        smc.send(sender, payload)  # SMC-R Confirm: waits for a late Decline
+    holey = Conversation(tracker, ("10.0.0.5", 43000))
+    holey.handshake()
+    holey.seg("client", PSH | ACK, PROPOSAL_V1_52[20:], seq=CISN + 21)  # a hole before it
+    assert len(tracker._timed) == 2
+    tracker.advance(smc.time + 60.0)  # the wait ends, the hole is given up on
+    assert not tracker._timed
+    assert [o.outcome for o in rec.outcomes] == ["smc"]
+    assert len(rec.gaps) == 1
