@@ -15,8 +15,10 @@ import os
 import pwd
 from collections.abc import Iterable
 
-CAP_NET_RAW = 13
-CAP_BPF = 39
+from smctrace.live.capabilities import CAP_BPF
+
+__all__ = ["CAP_BPF", "PrivilegeError", "drop_privileges"]
+
 _PR_SET_KEEPCAPS = 8
 _LINUX_CAPABILITY_VERSION_3 = 0x20080522
 

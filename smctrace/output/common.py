@@ -8,13 +8,26 @@ from smctrace.connections import ConnectionOutcome
 from smctrace.pipeline import TraceSummary
 
 
-def clock(t: float) -> str:
-    """Time of day like tcpdump's default (local time, microseconds)."""
-    whole = int(t)
-    micros = round((t - whole) * 1e6)
-    if micros == 1_000_000:
-        whole, micros = whole + 1, 0
-    return f"{_time.strftime('%H:%M:%S', _time.localtime(whole))}.{micros:06d}"
+class Clock:
+    """Time of day like tcpdump's default (local time, microseconds).
+
+    The hours-minutes-seconds part is formatted once per second: lines come in bursts.
+    One instance per output, so a changed TZ is honoured by the next trace.
+    """
+
+    def __init__(self) -> None:
+        self._second: int | None = None
+        self._prefix = ""
+
+    def __call__(self, t: float) -> str:
+        whole = int(t)
+        micros = round((t - whole) * 1e6)
+        if micros == 1_000_000:
+            whole, micros = whole + 1, 0
+        if whole != self._second:
+            self._second = whole
+            self._prefix = _time.strftime("%H:%M:%S", _time.localtime(whole))
+        return f"{self._prefix}.{micros:06d}"
 
 
 def path_label(o: ConnectionOutcome) -> str | None:

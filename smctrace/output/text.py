@@ -6,25 +6,7 @@ from typing import TextIO
 
 from smctrace.connections import ConnectionId, ConnectionOutcome, EventSink, GapEvent, MessageEvent
 from smctrace.output.clc_text import format_message, hexdump
-from smctrace.output.common import clock, describe_outcome
-
-
-class _Clock:
-    """:func:`clock`, with the time of day formatted once per second (lines come in bursts)."""
-
-    def __init__(self) -> None:
-        self._second: int | None = None
-        self._prefix = ""
-
-    def __call__(self, t: float) -> str:
-        whole = int(t)
-        micros = round((t - whole) * 1e6)
-        if micros == 1_000_000:
-            whole, micros = whole + 1, 0
-        if whole != self._second:
-            self._second = whole
-            self._prefix = clock(whole).rpartition(".")[0]
-        return f"{self._prefix}.{micros:06d}"
+from smctrace.output.common import Clock, describe_outcome
 
 
 class TextOutput(EventSink):
@@ -34,7 +16,7 @@ class TextOutput(EventSink):
         self._timestamps = timestamps
         self._hex = hex_dump
         self._reserved = reserved
-        self._clock = _Clock()
+        self._clock = Clock()
 
     def _line(self, time: float, text: str) -> None:
         if self._timestamps:
