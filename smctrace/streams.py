@@ -113,18 +113,9 @@ class ClcStream:
             return events
         if -offset >= len(payload):
             return events  # pure retransmission of bytes already taken
-        if offset == 0 and not self._buffer and not self._pending:
-            # The usual case: the segment holds exactly one whole message.
-            head = peek_header(payload)
-            if head is not None and head.length == len(payload) and head.plausible:
-                start = self.next_seq
-                self.next_seq = self._buffer_seq = (start + len(payload)) % SEQ_MOD
-                self._last_time = time
-                self._last_frame = frame
-                events.append(StreamMessage(time, bytes(payload), start, frame))
-                return events
-        self._append(payload[-offset:], time, frame, events)
-        self._drain_pending(events)
+        self._append(payload[-offset:] if offset else payload, time, frame, events)
+        if self._pending:
+            self._drain_pending(events)
         return events
 
     def _hold(self, seq: int, payload: bytes, time: float, frame: int,
@@ -139,13 +130,16 @@ class ClcStream:
 
     def _append(self, data: bytes, time: float, frame: int, events: list[StreamEvent]) -> None:
         assert self.next_seq is not None
-        if not self._buffer:
-            self._buffer_seq = self.next_seq
-        self._buffer += data
         self.next_seq = (self.next_seq + len(data)) % SEQ_MOD
+        if self._buffer:  # the rest of a message that started in an earlier segment
+            self._buffer += data
+            data = bytes(self._buffer)
+            self._buffer.clear()
+        else:
+            self._buffer_seq = (self.next_seq - len(data)) % SEQ_MOD
         self._last_time = time
         self._last_frame = frame
-        self._extract(events)
+        self._extract(data, events)
 
     def _drain_pending(self, events: list[StreamEvent]) -> None:
         progressed = True
@@ -162,34 +156,38 @@ class ClcStream:
                 progressed = True
                 break
 
-    def _extract(self, events: list[StreamEvent]) -> None:
-        """Cut every complete message off the front of the buffer."""
-        buf = self._buffer
-        while buf and not self.closed:
-            if len(buf) < HEADER_LEN:
-                if not could_be_clc_prefix(bytes(buf)):
-                    self._non_clc(events)
+    def _extract(self, data: bytes, events: list[StreamEvent]) -> None:
+        """Cut every complete message off the front of ``data`` (which starts at
+        ``_buffer_seq``); keep an incomplete rest in the buffer for the next segment."""
+        pos, end = 0, len(data)
+        while pos < end and not self.closed:
+            if end - pos < HEADER_LEN:
+                if could_be_clc_prefix(data[pos:]):
+                    break
+                self._non_clc(events)
                 return
-            head = peek_header(bytes(buf[:HEADER_LEN]))
+            head = peek_header(data, pos)
             if head is None or not head.plausible:
                 # Not a CLC header where one must start: either application data (the
                 # phase is over) or a message whose header is corrupt.  With an
                 # eyecatcher but an impossible header we still hand it to the decoder so
                 # that it is reported as malformed, and stop framing this direction.
                 if head is not None:
-                    size = min(len(buf), MAX_MESSAGE_LEN)
-                    events.append(StreamMessage(self._last_time, bytes(buf[:size]),
+                    events.append(StreamMessage(self._last_time,
+                                                data[pos:pos + MAX_MESSAGE_LEN],
                                                 self._buffer_seq, self._last_frame))
                     self.close()
                 else:
                     self._non_clc(events)
                 return
-            if len(buf) < head.length:
-                return
-            events.append(StreamMessage(self._last_time, bytes(buf[:head.length]),
+            if end - pos < head.length:
+                break
+            events.append(StreamMessage(self._last_time, data[pos:pos + head.length],
                                         self._buffer_seq, self._last_frame))
-            del buf[:head.length]
+            pos += head.length
             self._buffer_seq = (self._buffer_seq + head.length) % SEQ_MOD
+        if pos < end and not self.closed:
+            self._buffer = bytearray(data[pos:])
 
     def _non_clc(self, events: list[StreamEvent]) -> None:
         events.append(StreamData(self._last_time, self._buffer_seq, self._last_frame))
