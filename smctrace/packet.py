@@ -171,19 +171,27 @@ def locate_ip(data: ByteData, linktype: int) -> tuple[int, int]:
     return -1, 0
 
 
+# IPv4: version/IHL, total length, flags/fragment offset, protocol (one read per header).
+_IPV4 = struct.Struct("!BxH2xHxB")
+# TCP: ports, sequence and acknowledgment numbers, data offset byte, flags.
+_TCP = struct.Struct("!HHIIBB")
+
+
 def _ipv4_tcp_offset(data: ByteData, offset: int) -> tuple[int, int]:
     """(TCP offset, IP end) for a first-fragment IPv4 TCP packet, else (-1, 0)."""
     length = len(data)
-    if offset + 20 > length or data[offset] >> 4 != VERSION_IPV4:
+    if offset + 20 > length:
         return -1, 0
-    header_len = (data[offset] & 0x0F) * 4
+    vihl, total_len, fragment, protocol = _IPV4.unpack_from(data, offset)
+    if vihl >> 4 != VERSION_IPV4:
+        return -1, 0
+    header_len = (vihl & 0x0F) * 4
     if header_len < 20 or offset + header_len > length:
         return -1, 0
-    if data[offset + 9] != IPPROTO_TCP:
+    if protocol != IPPROTO_TCP:
         return -1, 0
-    if ((data[offset + 6] << 8) | data[offset + 7]) & 0x1FFF:
+    if fragment & 0x1FFF:
         return -1, 0  # not the first fragment: no TCP header here
-    total_len = (data[offset + 2] << 8) | data[offset + 3]
     if total_len == 0:
         # TSO/BIG TCP frames captured on the sender carry 0; the capture is all there is.
         ip_end = length
@@ -236,7 +244,8 @@ def parse_tcp_from_ip(data: ByteData, ip_offset: int, version: int) -> TcpView |
     captured_end = min(ip_end, len(data))
     if tcp_offset + 20 > captured_end:
         return None
-    header_len = (data[tcp_offset + 12] >> 4) * 4
+    sport, dport, seq, ack, offset_byte, flags = _TCP.unpack_from(data, tcp_offset)
+    header_len = (offset_byte >> 4) * 4
     payload_start = tcp_offset + header_len
     # A header longer than the IP packet is malformed; one cut by the snap length is
     # truncated; either way there is no segment to report.
@@ -245,11 +254,11 @@ def parse_tcp_from_ip(data: ByteData, ip_offset: int, version: int) -> TcpView |
     return TcpView(
         version=version,
         src_offset=ip_offset + (12 if version == VERSION_IPV4 else 8),
-        sport=(data[tcp_offset] << 8) | data[tcp_offset + 1],
-        dport=(data[tcp_offset + 2] << 8) | data[tcp_offset + 3],
-        seq=int.from_bytes(data[tcp_offset + 4 : tcp_offset + 8], "big"),
-        ack=int.from_bytes(data[tcp_offset + 8 : tcp_offset + 12], "big"),
-        flags=data[tcp_offset + 13],
+        sport=sport,
+        dport=dport,
+        seq=seq,
+        ack=ack,
+        flags=flags,
         options_start=tcp_offset + 20,
         payload_start=payload_start,
         captured_end=captured_end,
@@ -263,6 +272,8 @@ def has_smc_option(data: ByteData, start: int, end: int) -> bool:
     EOL ends the list; a length byte that is missing, < 2 or runs past the header makes
     the rest of the list unreadable, so the walk stops there (as Linux does).
     """
+    if isinstance(data, bytes) and data.find(b"\xfe", start, end) < 0:
+        return False  # no byte can be kind 254: most segments carry only timestamps
     cursor = start
     while cursor < end:
         kind = data[cursor]
@@ -287,73 +298,9 @@ def has_smc_option(data: ByteData, start: int, end: int) -> bool:
     return False
 
 
-# Fast path of parse_frame for the usual frame: Ethernet, IPv4 without options, TCP.
-# Ethernet type, IPv4 version/IHL, total length, fragment field, protocol, addresses.
-_ETH_IPV4 = struct.Struct("!12xHBxH2xHxB2x4s4s")
-# TCP ports, sequence and acknowledgment numbers, data offset byte, flags.
-_TCP = struct.Struct("!HHIIBB")
-_ETH_IPV4_TCP = 14 + 20  # where TCP starts in such a frame
-_inet_ntop = socket.inet_ntop
-_AF_INET = socket.AF_INET
-
-
-def _may_hold_smc_option(data: ByteData, start: int, end: int) -> bool:
-    """False if no option byte in data[start:end] is the experimental kind (254): then
-    :func:`has_smc_option` cannot find one (most segments carry only timestamps)."""
-    if isinstance(data, bytes):
-        return data.find(b"\xfe", start, end) >= 0
-    return True
-
-
-def _parse_eth_ipv4(frame: Frame, data: ByteData) -> Segment | None:
-    """parse_frame for Ethernet + IPv4 (IHL 5) + TCP, the common case, with a few struct
-    reads; returns None whenever the general path must decide (same rules, same result)."""
-    if len(data) < _ETH_IPV4_TCP + 20:
-        return None
-    ethertype, vihl, total_len, frag, proto, src, dst = _ETH_IPV4.unpack_from(data)
-    if ethertype != ETHERTYPE_IPV4 or vihl != 0x45 or proto != IPPROTO_TCP or frag & 0x1FFF:
-        return None
-    length = len(data)
-    if total_len == 0:
-        ip_end = length
-    elif total_len < 20:
-        return None
-    else:
-        ip_end = 14 + total_len
-    captured_end = min(ip_end, length)
-    if captured_end < _ETH_IPV4_TCP + 20:
-        return None
-    sport, dport, seq, ack, offset_byte, flags = _TCP.unpack_from(data, _ETH_IPV4_TCP)
-    header_len = (offset_byte >> 4) * 4
-    payload_start = _ETH_IPV4_TCP + header_len
-    if header_len < 20 or payload_start > captured_end:
-        return None
-    return Segment(
-        time=frame.time,
-        src=_inet_ntop(_AF_INET, src),
-        dst=_inet_ntop(_AF_INET, dst),
-        sport=sport,
-        dport=dport,
-        seq=seq,
-        ack=ack,
-        flags=flags,
-        smc_option=header_len > 20
-        and _may_hold_smc_option(data, _ETH_IPV4_TCP + 20, payload_start)
-        and has_smc_option(data, _ETH_IPV4_TCP + 20, payload_start),
-        payload=bytes(data[payload_start:captured_end]),
-        payload_len=ip_end - payload_start,
-        frame=frame.number,
-        interface=frame.interface,
-    )
-
-
 def parse_frame(frame: Frame) -> Segment | None:
     """The TCP segment in ``frame``, or None (not IP/TCP, non-first fragment, truncated)."""
     data = frame.data
-    if frame.linktype == LINKTYPE_ETHERNET:
-        seg = _parse_eth_ipv4(frame, data)
-        if seg is not None:
-            return seg
     ip_offset, version = locate_ip(data, frame.linktype)
     if ip_offset < 0:
         return None
