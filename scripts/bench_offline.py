@@ -56,6 +56,7 @@ def real_clc_messages() -> dict[str, list[tuple[str, bytes]]]:
     sys.path.insert(0, str(REPO))
     from smctrace.capture.pcapfile import CaptureFile
     from smctrace.packet import parse_frame
+    from smctrace.streams import starts_clc
 
     out: dict[str, list[tuple[str, bytes]]] = {}
     for name, key in (("C-smcd-loopback-ism-k612lo.pcap", "smcd"),
@@ -70,7 +71,7 @@ def real_clc_messages() -> dict[str, list[tuple[str, bytes]]]:
                     continue
                 if seg.flags & SYN and not seg.flags & ACK:
                     client_port = seg.sport
-                if seg.payload[:4] in (b"\xe2\xd4\xc3\xd9", b"\xe2\xd4\xc3\xc4"):
+                if starts_clc(seg.payload):
                     msgs.append(("client" if seg.sport == client_port else "server",
                                  seg.payload))
         out[key] = msgs
