@@ -14,13 +14,13 @@ from typing import TextIO
 import click
 
 from smctrace import __version__
-from smctrace.capture import CaptureError
-from smctrace.connections import ConnectionOutcome, EventSink, GapEvent, MessageEvent
+from smctrace.events import ConnectionOutcome, EventSink, GapEvent, MessageEvent, TraceSummary
+from smctrace.frame import CaptureError
 from smctrace.output.common import summary_line
 from smctrace.output.jsonl import JsonOutput
 from smctrace.output.table import TableOutput
 from smctrace.output.text import TextOutput
-from smctrace.pipeline import Tracer, TraceSummary
+from smctrace.pipeline import Tracer
 
 IDLE_TICK = 1.0  # seconds between idle wake-ups of the live tracer
 
@@ -63,15 +63,11 @@ def make_output(out: TextIO, *, as_json: bool, as_table: bool, hex_dump: bool, r
     return TextOutput(out, timestamps=timestamps, hex_dump=hex_dump, reserved=reserved)
 
 
-def finish_output(sink: EventSink, summary: TraceSummary,
-                  extra: dict[str, int | None]) -> None:
-    """End of tracing: tables, the JSON summary line, and the stderr summary."""
-    if isinstance(sink, TableOutput):
-        sink.render()
-    if isinstance(sink, JsonOutput):
-        sink.summary(summary, extra)
+def finish_output(sink: EventSink, summary: TraceSummary) -> None:
+    """End of tracing: the sink's end (tables, JSON summary), then the stderr summary."""
+    sink.finish(summary)
     sys.stdout.flush()
-    click.echo(summary_line(summary, extra), err=True)
+    click.echo(summary_line(summary), err=True)
 
 
 def trace_file(path: str, sink: CountingSink) -> None:
@@ -93,7 +89,7 @@ def trace_file(path: str, sink: CountingSink) -> None:
     except CaptureError as exc:
         raise UserError(str(exc)) from None
     tracer.finish()
-    finish_output(sink.inner, tracer.summary(frames), {})
+    finish_output(sink.inner, tracer.summary(frames))
     if failure is not None:
         raise UserError(str(failure))
 
@@ -170,8 +166,9 @@ def trace_live(interfaces: list[str], sink: CountingSink, *, backend: str, snapl
         if writer is not None:
             writer.close()
     tracer.finish()
-    extra = {key: (None if value < 0 else value) for key, value in stats.items()}
-    finish_output(sink.inner, tracer.summary(frames), extra)
+    summary = tracer.summary(frames)
+    summary.capture = {key: (None if value < 0 else value) for key, value in stats.items()}
+    finish_output(sink.inner, summary)
 
 
 @contextmanager

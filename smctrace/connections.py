@@ -16,9 +16,19 @@ from __future__ import annotations
 from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Literal
 
-from smctrace.clc import Accept, ClcMessage, Confirm, Decline, decode, describe_decline
+from smctrace.clc import Accept, Confirm, Decline, decode, describe_decline
+from smctrace.events import (
+    OUTCOMES,
+    ConnectionId,
+    ConnectionOutcome,
+    Endpoint,
+    EventSink,
+    GapEvent,
+    MessageEvent,
+    Outcome,
+    Role,
+)
 from smctrace.packet import ACK, FIN, RST, SYN, Segment
 from smctrace.streams import (
     ClcStream,
@@ -28,10 +38,6 @@ from smctrace.streams import (
     StreamMessage,
     starts_clc,
 )
-
-Role = Literal["client", "server"]
-Outcome = Literal["smc", "fallback", "failed", "incomplete"]
-OUTCOMES: tuple[Outcome, ...] = ("smc", "fallback", "failed", "incomplete")
 
 # A Decline may follow the client's Confirm when the SMC-R link cannot be brought up over
 # RoCE (reference section 6.2).  The reference says "up to ~3 s", but the 6.12 client in
@@ -43,85 +49,6 @@ LATE_DECLINE_GRACE_SMCD = 2.0  # SMC-D has no LLC; only a quick server-side fail
 GAP_TIMEOUT = 3.0
 MAX_CONNECTIONS = 65536  # followed at once; the oldest undecided one is reported incomplete
 PLAIN_SYN_MEMORY = 65536  # recent plain SYNs remembered to count retransmitted SYNs once
-
-
-@dataclass(slots=True, frozen=True)
-class Endpoint:
-    ip: str
-    port: int
-
-    def __str__(self) -> str:
-        return f"[{self.ip}]:{self.port}" if ":" in self.ip else f"{self.ip}:{self.port}"
-
-
-@dataclass(slots=True, frozen=True)
-class ConnectionId:
-    client: Endpoint
-    server: Endpoint
-
-
-@dataclass(slots=True, frozen=True)
-class MessageEvent:
-    """One decoded CLC message on a connection."""
-
-    time: float
-    conn: ConnectionId
-    sender: Role
-    message: ClcMessage
-    frame: int
-
-
-@dataclass(slots=True, frozen=True)
-class GapEvent:
-    """Bytes of a CLC phase that the capture never saw."""
-
-    time: float
-    conn: ConnectionId
-    sender: Role
-    seq: int
-    missing: int
-
-
-@dataclass(slots=True, frozen=True)
-class ConnectionOutcome:
-    """How one connection's SMC negotiation ended."""
-
-    conn: ConnectionId
-    start: float
-    end: float
-    syn_option: bool | None
-    synack_option: bool | None
-    messages: tuple[str, ...]
-    outcome: Outcome
-    path: str | None
-    version: int | None
-    release: int | None
-    first_contact: bool | None
-    decline: Decline | None
-    decline_from: Role | None
-    reason: str
-    handshake_ms: float | None
-
-    def decline_info(self) -> dict[str, object] | None:
-        if self.decline is None:
-            return None
-        return {**describe_decline(self.decline.diagnosis), "from": self.decline_from}
-
-
-Event = MessageEvent | GapEvent | ConnectionOutcome
-
-
-class EventSink:
-    """Receiver of pipeline events (outputs implement this)."""
-
-    def on_message(self, event: MessageEvent) -> None:
-        """A CLC message was decoded."""
-
-    def on_gap(self, event: GapEvent) -> None:
-        """A hole in a CLC phase."""
-
-    def on_connection(self, outcome: ConnectionOutcome) -> None:
-        """A connection's outcome is known."""
 
 
 @dataclass(slots=True)

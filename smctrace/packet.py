@@ -1,6 +1,6 @@
 """Frames -> TCP segments: link layer, IPv4/IPv6, TCP and the SMC TCP option.
 
-:func:`parse_frame` turns a captured :class:`~smctrace.capture.Frame` into a
+:func:`parse_frame` turns a captured :class:`~smctrace.frame.Frame` into a
 :class:`Segment`, or ``None`` when the frame is not the first fragment of a TCP segment
 over IPv4/IPv6 (or its headers are truncated).  It never raises, whatever the bytes.
 
@@ -17,7 +17,7 @@ import struct
 from dataclasses import dataclass
 from typing import NamedTuple
 
-from smctrace.capture import (
+from smctrace.frame import (
     LINKTYPE_ETHERNET,
     LINKTYPE_IPV4,
     LINKTYPE_IPV6,
@@ -26,6 +26,8 @@ from smctrace.capture import (
     LINKTYPE_LOOP,
     LINKTYPE_NULL,
     LINKTYPE_RAW,
+    LINKTYPE_RAW_ALT_12,
+    LINKTYPE_RAW_ALT_14,
     Frame,
 )
 
@@ -35,10 +37,6 @@ SYN = 0x02
 RST = 0x04
 PSH = 0x08
 ACK = 0x10
-
-# Raw IP on OpenBSD / old libpcap numbering; same meaning as LINKTYPE_RAW.
-LINKTYPE_RAW_ALT_12 = 12
-LINKTYPE_RAW_ALT_14 = 14
 
 ETHERTYPE_IPV4 = 0x0800
 ETHERTYPE_IPV6 = 0x86DD

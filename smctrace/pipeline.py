@@ -9,31 +9,15 @@ the notion of "now" differ (packet time offline, wall-clock ticks live).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Protocol
 
-from smctrace.capture import Frame
-from smctrace.connections import OUTCOMES, ConnectionId, ConnectionTracker, EventSink, Outcome
+from smctrace.connections import ConnectionTracker
+from smctrace.events import OUTCOMES, ConnectionId, EventSink, TraceSummary
+from smctrace.frame import Frame
 from smctrace.packet import parse_frame
 
 # How often (in packet time) open connections are checked for expired timers.
 ADVANCE_INTERVAL = 0.5
-
-
-@dataclass(slots=True)
-class TraceSummary:
-    """Counts for the exit summary and the JSON ``summary`` event."""
-
-    frames: int  # frames read from the source (all of them, not only candidates)
-    segments: int  # TCP segments the tracer looked at
-    # TCP connections without the SMC option (only counted); None when the source cannot
-    # see them (live: the kernel filter never lets ordinary SYNs into user space)
-    plain_tcp: int | None
-    connections: int  # connections followed for SMC
-    outcomes: dict[Outcome, int]
-    messages: int
-    malformed: int
-    gaps: int
 
 
 class PrefilterLike(Protocol):

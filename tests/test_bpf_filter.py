@@ -17,8 +17,8 @@ from typing import Any
 
 import pytest
 
-from smctrace.capture import LINKTYPE_ETHERNET, LINKTYPE_RAW
 from smctrace.capture.synth import tcp_frame
+from smctrace.frame import LINKTYPE_ETHERNET, LINKTYPE_RAW
 from smctrace.live import LiveCapture, cbpf
 from smctrace.live.bcc_backend import BccFilter, FilterParams, bcc_problem
 from smctrace.live.netdev import LinkLayer

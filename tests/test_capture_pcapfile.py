@@ -17,7 +17,12 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from smctrace.capture import (
+from smctrace.capture import pcapfile
+from smctrace.capture.pcapfile import CaptureFile
+from smctrace.capture.pcapwriter import PcapngWriter, PcapWriter
+from smctrace.capture.prefilter import NATIVE, Prefilter
+from smctrace.capture.synth import clc_like_payload, tcp_frame
+from smctrace.frame import (
     LINKTYPE_ETHERNET,
     LINKTYPE_LINUX_SLL,
     LINKTYPE_LINUX_SLL2,
@@ -25,12 +30,7 @@ from smctrace.capture import (
     LINKTYPE_RAW,
     CaptureError,
     Frame,
-    pcapfile,
 )
-from smctrace.capture.pcapfile import CaptureFile
-from smctrace.capture.pcapwriter import PcapngWriter, PcapWriter
-from smctrace.capture.prefilter import NATIVE, Prefilter
-from smctrace.capture.synth import clc_like_payload, tcp_frame
 from smctrace.packet import ACK, FIN, SYN, parse_frame
 
 REAL_CAPTURES = Path(__file__).resolve().parent / "data" / "real-kernel"

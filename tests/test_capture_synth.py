@@ -7,10 +7,10 @@ import struct
 
 import pytest
 
-from smctrace.capture import LINKTYPE_ETHERNET, LINKTYPE_IPV4, LINKTYPE_IPV6, Frame
 from smctrace.capture.pcapfile import CaptureFile
 from smctrace.capture.pcapwriter import PcapngWriter, PcapWriter
 from smctrace.capture.synth import SMC_OPTION_BYTES, tcp_frame
+from smctrace.frame import LINKTYPE_ETHERNET, LINKTYPE_IPV4, LINKTYPE_IPV6, Frame
 from smctrace.packet import ACK, SYN
 
 

@@ -12,7 +12,11 @@ from typing import Any
 import pytest
 from click.testing import CliRunner
 
-from smctrace.capture import (
+from smctrace.capture.pcapfile import CaptureFile
+from smctrace.capture.pcapwriter import PcapngWriter, PcapWriter
+from smctrace.capture.synth import link_header, tcp_frame
+from smctrace.cli import main
+from smctrace.frame import (
     LINKTYPE_ETHERNET,
     LINKTYPE_IPV4,
     LINKTYPE_LINUX_SLL,
@@ -22,10 +26,6 @@ from smctrace.capture import (
     LINKTYPE_RAW,
     Frame,
 )
-from smctrace.capture.pcapfile import CaptureFile
-from smctrace.capture.pcapwriter import PcapngWriter, PcapWriter
-from smctrace.capture.synth import link_header, tcp_frame
-from smctrace.cli import main
 from smctrace.packet import ACK, PSH, parse_frame
 
 REAL = Path(__file__).resolve().parent / "data" / "real-kernel"

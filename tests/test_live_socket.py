@@ -24,8 +24,8 @@ from typing import Any
 
 import pytest
 
-from smctrace.capture import LINKTYPE_ETHERNET, LINKTYPE_LINUX_SLL2, Frame
 from smctrace.capture.synth import tcp_frame
+from smctrace.frame import LINKTYPE_ETHERNET, LINKTYPE_LINUX_SLL2, Frame
 from smctrace.live import LiveCapture, LiveError, program_source
 from smctrace.live.bcc_backend import bcc_problem
 from smctrace.packet import ACK, FIN, PSH, SYN
@@ -384,7 +384,7 @@ def test_traced_frames_saved(lab: Lab, tmp_path: Any, suffix: str) -> None:
 def test_headerless_device(lab: Lab, backend: str) -> None:
     """A tun device has no link header: frames come out as SLL2 and the filter reads the
     IP header at offset 0."""
-    from smctrace.capture import LINKTYPE_RAW
+    from smctrace.frame import LINKTYPE_RAW
 
     tun_name, tun = lab.add_tun()
     try:
@@ -497,7 +497,7 @@ def test_unprivileged_user_gets_one_line(tmp_path: Any) -> None:
 def test_several_interfaces(lab: Lab, backend: str) -> None:
     """-i B -i A -i tun: one socket each, Ethernet and header-less mixed (two eBPF
     programs), Frame.interface says which one."""
-    from smctrace.capture import LINKTYPE_RAW
+    from smctrace.frame import LINKTYPE_RAW
 
     tun_name, tun = lab.add_tun()
     sender = lab.sender_socket()

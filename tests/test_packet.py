@@ -8,7 +8,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from smctrace.capture import (
+from smctrace.capture.synth import tcp_frame
+from smctrace.frame import (
     LINKTYPE_ETHERNET,
     LINKTYPE_IPV4,
     LINKTYPE_IPV6,
@@ -19,7 +20,6 @@ from smctrace.capture import (
     LINKTYPE_RAW,
     Frame,
 )
-from smctrace.capture.synth import tcp_frame
 from smctrace.packet import ACK, FIN, PSH, RST, SYN, Segment, has_smc_option, parse_frame
 
 ALL_LINKTYPES = (

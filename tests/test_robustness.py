@@ -8,10 +8,10 @@ from pathlib import Path
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from smctrace.capture import CaptureError
 from smctrace.capture.pcapfile import CaptureFile
 from smctrace.capture.prefilter import Prefilter
 from smctrace.connections import EventSink
+from smctrace.frame import CaptureError
 from smctrace.packet import ACK, FIN, PSH, RST, SYN, Segment
 from smctrace.pipeline import Tracer
 from tests.vectors import ACCEPT_R_V1, CONFIRM_R_V1, DECLINE_V2, PROPOSAL_V1_52

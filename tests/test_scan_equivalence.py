@@ -17,16 +17,6 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from smctrace.capture import (
-    LINKTYPE_ETHERNET,
-    LINKTYPE_IPV4,
-    LINKTYPE_IPV6,
-    LINKTYPE_LINUX_SLL,
-    LINKTYPE_LINUX_SLL2,
-    LINKTYPE_LOOP,
-    LINKTYPE_NULL,
-    LINKTYPE_RAW,
-)
 from smctrace.capture.pcapwriter import PcapngWriter, PcapWriter
 from smctrace.capture.prefilter import (
     BITMAP_BYTES,
@@ -40,6 +30,16 @@ from smctrace.capture.prefilter import (
     python_scan_pcapng,
 )
 from smctrace.capture.synth import clc_like_payload, tcp_frame
+from smctrace.frame import (
+    LINKTYPE_ETHERNET,
+    LINKTYPE_IPV4,
+    LINKTYPE_IPV6,
+    LINKTYPE_LINUX_SLL,
+    LINKTYPE_LINUX_SLL2,
+    LINKTYPE_LOOP,
+    LINKTYPE_NULL,
+    LINKTYPE_RAW,
+)
 from smctrace.packet import ACK, FIN, RST, SYN
 
 pytestmark = pytest.mark.skipif(not NATIVE, reason="C scanner not built")

@@ -17,8 +17,8 @@ from collections.abc import Iterator
 from types import TracebackType
 from typing import BinaryIO
 
-from smctrace.capture import CaptureError, Frame
 from smctrace.capture.prefilter import STATUS_CANDIDATE, Prefilter
+from smctrace.frame import CaptureError, Frame
 
 CHUNK_SIZE = 4 * 1024 * 1024
 

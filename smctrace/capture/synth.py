@@ -13,7 +13,7 @@ import ipaddress
 import struct
 from collections.abc import Sequence
 
-from smctrace.capture import (
+from smctrace.frame import (
     LINKTYPE_ETHERNET,
     LINKTYPE_IPV4,
     LINKTYPE_IPV6,
@@ -22,8 +22,10 @@ from smctrace.capture import (
     LINKTYPE_LOOP,
     LINKTYPE_NULL,
     LINKTYPE_RAW,
+    LINKTYPE_RAW_ALT_12,
+    LINKTYPE_RAW_ALT_14,
 )
-from smctrace.packet import ACK, LINKTYPE_RAW_ALT_12, LINKTYPE_RAW_ALT_14, SYN
+from smctrace.packet import ACK, SYN
 
 # The SMC rendezvous option exactly as Linux writes it: two NOPs + kind 254, len 6, ExID.
 SMC_OPTION_BYTES = bytes.fromhex("0101fe06e2d4c3d9")

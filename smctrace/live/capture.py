@@ -25,7 +25,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from types import TracebackType
 
-from smctrace.capture import LINKTYPE_ETHERNET, LINKTYPE_LINUX_SLL2, Frame
+from smctrace.frame import LINKTYPE_ETHERNET, LINKTYPE_LINUX_SLL2, Frame
 from smctrace.live import cbpf
 from smctrace.live.bcc_backend import BccFilter, FilterParams, bcc_problem, program_text
 from smctrace.live.capabilities import missing_for_capture

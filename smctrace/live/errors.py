@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from smctrace.capture import CaptureError
+from smctrace.frame import CaptureError
 
 
 class LiveError(CaptureError):

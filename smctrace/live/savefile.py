@@ -11,8 +11,8 @@ from __future__ import annotations
 import sys
 from typing import BinaryIO
 
-from smctrace.capture import Frame
 from smctrace.capture.pcapwriter import PcapngWriter, PcapWriter
+from smctrace.frame import Frame
 from smctrace.live.errors import LiveError
 
 

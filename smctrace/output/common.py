@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import time as _time
 
-from smctrace.connections import ConnectionOutcome
-from smctrace.pipeline import TraceSummary
+from smctrace.events import ConnectionOutcome, TraceSummary
 
 
 class Clock:
@@ -53,7 +52,7 @@ def describe_outcome(o: ConnectionOutcome) -> str:
     return f"incomplete: {o.reason}"
 
 
-def summary_line(s: TraceSummary, extra: dict[str, int | None] | None = None) -> str:
+def summary_line(s: TraceSummary) -> str:
     """tcpdump-style one-line exit summary."""
     counts = ", ".join(f"{n} {name}" for name, n in s.outcomes.items())
     plain = "" if s.plain_tcp is None else f"{s.plain_tcp} plain TCP, "
@@ -64,9 +63,9 @@ def summary_line(s: TraceSummary, extra: dict[str, int | None] | None = None) ->
         line += f", {s.malformed} malformed"
     if s.gaps:
         line += f", {s.gaps} gaps"
-    if extra:
+    if s.capture:
         # live: what the kernel filter saw and kept, and what the socket received and
         # dropped (like tcpdump's "received by filter" / "dropped by kernel")
-        line += "; " + ", ".join(f"{n} {k.replace('_', ' ')}" for k, n in extra.items()
+        line += "; " + ", ".join(f"{n} {k.replace('_', ' ')}" for k, n in s.capture.items()
                                  if n is not None)
     return line

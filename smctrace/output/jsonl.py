@@ -6,8 +6,7 @@ import json
 from collections.abc import Callable
 from typing import Any, TextIO
 
-from smctrace.connections import ConnectionOutcome, EventSink, GapEvent, MessageEvent
-from smctrace.pipeline import TraceSummary
+from smctrace.events import ConnectionOutcome, EventSink, GapEvent, MessageEvent, TraceSummary
 
 
 def _make_encoder() -> Callable[[Any], str]:
@@ -33,6 +32,56 @@ def _make_encoder() -> Callable[[Any], str]:
 _encode = _make_encoder()
 
 
+def message_record(event: MessageEvent, *, reserved: bool = False,
+                   hex_dump: bool = False) -> dict[str, Any]:
+    """The ``clc`` event of the JSON lines output."""
+    msg = event.message
+    header = msg.header
+    conn = event.conn
+    obj: dict[str, Any] = {
+        "event": "clc", "time": event.time, "frame": event.frame,
+        "client": str(conn.client), "server": str(conn.server),
+        "from": event.sender, "type": msg.kind, "version": header.version,
+        "length": header.length, "eyecatcher": header.eyecatcher,
+        "fields": msg.fields(reserved=reserved), "malformed": msg.malformed,
+    }
+    if hex_dump:
+        obj["hex"] = msg.raw.hex()
+    return obj
+
+
+def gap_record(event: GapEvent) -> dict[str, Any]:
+    """The ``gap`` event of the JSON lines output."""
+    return {"event": "gap", "time": event.time, "client": str(event.conn.client),
+            "server": str(event.conn.server), "from": event.sender,
+            "seq": event.seq, "missing": event.missing}
+
+
+def connection_record(outcome: ConnectionOutcome) -> dict[str, Any]:
+    """The ``connection`` event of the JSON lines output."""
+    return {
+        "event": "connection", "client": str(outcome.conn.client),
+        "server": str(outcome.conn.server), "start": outcome.start, "end": outcome.end,
+        "syn_option": outcome.syn_option, "synack_option": outcome.synack_option,
+        "messages": list(outcome.messages), "outcome": outcome.outcome,
+        "path": outcome.path, "version": outcome.version, "release": outcome.release,
+        "first_contact": outcome.first_contact, "decline": outcome.decline_info(),
+        "reason": outcome.reason, "handshake_ms": outcome.handshake_ms,
+    }
+
+
+def summary_record(s: TraceSummary) -> dict[str, Any]:
+    """The ``summary`` event of the JSON lines output (always the last line)."""
+    obj: dict[str, Any] = {
+        "event": "summary", "frames": s.frames, "segments": s.segments,
+        "connections": s.connections, "outcomes": dict(s.outcomes),
+        "plain_tcp": s.plain_tcp, "messages": s.messages, "malformed": s.malformed,
+        "gaps": s.gaps,
+    }
+    obj.update(s.capture)
+    return obj
+
+
 class JsonOutput(EventSink):
     def __init__(self, out: TextIO, *, reserved: bool = False, hex_dump: bool = False) -> None:
         self._out = out
@@ -44,45 +93,15 @@ class JsonOutput(EventSink):
         self._out.write(_encode(obj) + "\n")
 
     def on_message(self, event: MessageEvent) -> None:
-        msg = event.message
-        header = msg.header
-        conn = event.conn
-        obj: dict[str, Any] = {
-            "event": "clc", "time": event.time, "frame": event.frame,
-            "client": str(conn.client), "server": str(conn.server),
-            "from": event.sender, "type": msg.kind, "version": header.version,
-            "length": header.length, "eyecatcher": header.eyecatcher,
-            "fields": msg.fields(reserved=self._reserved), "malformed": msg.malformed,
-        }
-        if self._hex:
-            obj["hex"] = msg.raw.hex()
-        self._emit(obj)
+        self._emit(message_record(event, reserved=self._reserved, hex_dump=self._hex))
 
     def on_gap(self, event: GapEvent) -> None:
-        self._emit({"event": "gap", "time": event.time, "client": str(event.conn.client),
-                    "server": str(event.conn.server), "from": event.sender,
-                    "seq": event.seq, "missing": event.missing})
+        self._emit(gap_record(event))
 
     def on_connection(self, outcome: ConnectionOutcome) -> None:
-        self._emit({
-            "event": "connection", "client": str(outcome.conn.client),
-            "server": str(outcome.conn.server), "start": outcome.start, "end": outcome.end,
-            "syn_option": outcome.syn_option, "synack_option": outcome.synack_option,
-            "messages": list(outcome.messages), "outcome": outcome.outcome,
-            "path": outcome.path, "version": outcome.version, "release": outcome.release,
-            "first_contact": outcome.first_contact, "decline": outcome.decline_info(),
-            "reason": outcome.reason, "handshake_ms": outcome.handshake_ms,
-        })
+        self._emit(connection_record(outcome))
         self._out.flush()
 
-    def summary(self, s: TraceSummary, extra: dict[str, int | None] | None = None) -> None:
-        obj: dict[str, Any] = {
-            "event": "summary", "frames": s.frames, "segments": s.segments,
-            "connections": s.connections, "outcomes": dict(s.outcomes),
-            "plain_tcp": s.plain_tcp, "messages": s.messages, "malformed": s.malformed,
-            "gaps": s.gaps,
-        }
-        if extra:
-            obj.update(extra)
-        self._emit(obj)
+    def finish(self, summary: TraceSummary) -> None:
+        self._emit(summary_record(summary))
         self._out.flush()

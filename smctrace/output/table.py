@@ -8,7 +8,7 @@ from typing import TextIO
 from tabulate import tabulate
 
 from smctrace.clc import describe_decline
-from smctrace.connections import OUTCOMES, ConnectionOutcome, EventSink, Outcome
+from smctrace.events import OUTCOMES, ConnectionOutcome, EventSink, Outcome, TraceSummary
 from smctrace.output.common import path_label
 
 
@@ -20,7 +20,7 @@ class TableOutput(EventSink):
     def on_connection(self, outcome: ConnectionOutcome) -> None:
         self._rows.append(outcome)
 
-    def render(self) -> None:
+    def finish(self, summary: TraceSummary) -> None:
         rows = sorted(self._rows, key=lambda o: o.start)
         table = []
         for o in rows:

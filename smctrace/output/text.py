@@ -4,7 +4,14 @@ from __future__ import annotations
 
 from typing import TextIO
 
-from smctrace.connections import ConnectionId, ConnectionOutcome, EventSink, GapEvent, MessageEvent
+from smctrace.events import (
+    ConnectionId,
+    ConnectionOutcome,
+    EventSink,
+    GapEvent,
+    MessageEvent,
+    TraceSummary,
+)
 from smctrace.output.clc_text import format_message, hexdump
 from smctrace.output.common import Clock, describe_outcome
 
@@ -43,4 +50,7 @@ class TextOutput(EventSink):
     def on_connection(self, outcome: ConnectionOutcome) -> None:
         self._line(outcome.end, f"{outcome.conn.client} -> {outcome.conn.server}: "
                                 f"{describe_outcome(outcome)}")
+        self._out.flush()
+
+    def finish(self, summary: TraceSummary) -> None:
         self._out.flush()

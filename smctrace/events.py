@@ -1,0 +1,121 @@
+"""What the pipeline's stages agree on: the events it emits and the sink that takes them.
+
+The connection tracker produces :class:`MessageEvent`, :class:`GapEvent` and
+:class:`ConnectionOutcome`; every output (text, JSON lines, tables, pcapng, HTTP/metrics)
+is an :class:`EventSink`.  At the end of a trace each sink gets :meth:`EventSink.finish`
+with the :class:`TraceSummary`, so the wiring never needs to know which kind of sink it
+drives (ptcpdump's ``PacketWriter{Write, Flush, Close}`` is the model).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Literal
+
+from smctrace.clc import ClcMessage, Decline, describe_decline
+
+Role = Literal["client", "server"]
+Outcome = Literal["smc", "fallback", "failed", "incomplete"]
+OUTCOMES: tuple[Outcome, ...] = ("smc", "fallback", "failed", "incomplete")
+
+
+@dataclass(slots=True, frozen=True)
+class Endpoint:
+    ip: str
+    port: int
+
+    def __str__(self) -> str:
+        return f"[{self.ip}]:{self.port}" if ":" in self.ip else f"{self.ip}:{self.port}"
+
+
+@dataclass(slots=True, frozen=True)
+class ConnectionId:
+    client: Endpoint
+    server: Endpoint
+
+
+@dataclass(slots=True, frozen=True)
+class MessageEvent:
+    """One decoded CLC message on a connection."""
+
+    time: float
+    conn: ConnectionId
+    sender: Role
+    message: ClcMessage
+    frame: int
+
+
+@dataclass(slots=True, frozen=True)
+class GapEvent:
+    """Bytes of a CLC phase that the capture never saw."""
+
+    time: float
+    conn: ConnectionId
+    sender: Role
+    seq: int
+    missing: int
+
+
+@dataclass(slots=True, frozen=True)
+class ConnectionOutcome:
+    """How one connection's SMC negotiation ended."""
+
+    conn: ConnectionId
+    start: float
+    end: float
+    syn_option: bool | None
+    synack_option: bool | None
+    messages: tuple[str, ...]
+    outcome: Outcome
+    path: str | None
+    version: int | None
+    release: int | None
+    first_contact: bool | None
+    decline: Decline | None
+    decline_from: Role | None
+    reason: str
+    handshake_ms: float | None
+
+    def decline_info(self) -> dict[str, object] | None:
+        if self.decline is None:
+            return None
+        return {**describe_decline(self.decline.diagnosis), "from": self.decline_from}
+
+
+Event = MessageEvent | GapEvent | ConnectionOutcome
+
+
+@dataclass(slots=True)
+class TraceSummary:
+    """Counts for the exit summary and the JSON ``summary`` event."""
+
+    frames: int  # frames read from the source (all of them, not only candidates)
+    segments: int  # TCP segments the tracer looked at
+    # TCP connections without the SMC option (only counted); None when the source cannot
+    # see them (live: the kernel filter never lets ordinary SYNs into user space)
+    plain_tcp: int | None
+    connections: int  # connections followed for SMC
+    outcomes: dict[Outcome, int]
+    messages: int
+    malformed: int
+    gaps: int
+    # live: what the kernel filter saw and kept, what the socket received and dropped
+    capture: dict[str, int | None] = field(default_factory=dict)
+    # things that could not be searched or may have been missed, one line each
+    warnings: list[str] = field(default_factory=list)
+
+
+class EventSink:
+    """Receiver of pipeline events (outputs implement this)."""
+
+    def on_message(self, event: MessageEvent) -> None:
+        """A CLC message was decoded."""
+
+    def on_gap(self, event: GapEvent) -> None:
+        """A hole in a CLC phase."""
+
+    def on_connection(self, outcome: ConnectionOutcome) -> None:
+        """A connection's outcome is known."""
+
+    def finish(self, summary: TraceSummary) -> None:
+        """The trace is over: render what waited for the end, flush."""
