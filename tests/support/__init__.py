@@ -1,0 +1,1 @@
+"""What only tests and benchmarks need: frame builders, network labs, interpreters."""
