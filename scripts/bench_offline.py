@@ -36,8 +36,8 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from smctrace.capture.pcapwriter import PcapWriter  # noqa: E402
-from smctrace.capture.synth import tcp_frame  # noqa: E402
 from smctrace.packet import ACK, FIN, PSH, SYN  # noqa: E402
+from tests.support.synth import tcp_frame  # noqa: E402
 
 REAL = REPO / "tests" / "data" / "real-kernel"
 SEQ_OFFSET = 14 + 20 + 4  # Ethernet + IPv4 (no options) + TCP ports

@@ -17,13 +17,13 @@ from typing import Any
 
 import pytest
 
-from smctrace.capture.synth import tcp_frame
 from smctrace.frame import LINKTYPE_ETHERNET, LINKTYPE_RAW
 from smctrace.live import LiveCapture, cbpf
 from smctrace.live.bcc_backend import BccFilter, FilterParams, bcc_problem
 from smctrace.live.netdev import LinkLayer
 from smctrace.live.testrun import run_socket_filter
 from smctrace.packet import ACK, FIN, PSH, RST, SYN
+from tests.support.synth import tcp_frame
 
 SMCR = bytes.fromhex("e2d4c3d9")
 SMCD = bytes.fromhex("e2d4c3c4")

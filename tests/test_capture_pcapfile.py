@@ -21,7 +21,6 @@ from smctrace.capture import pcapfile
 from smctrace.capture.pcapfile import CaptureFile
 from smctrace.capture.pcapwriter import PcapngWriter, PcapWriter
 from smctrace.capture.prefilter import NATIVE, Prefilter
-from smctrace.capture.synth import clc_like_payload, tcp_frame
 from smctrace.frame import (
     LINKTYPE_ETHERNET,
     LINKTYPE_LINUX_SLL,
@@ -32,6 +31,7 @@ from smctrace.frame import (
     Frame,
 )
 from smctrace.packet import ACK, FIN, SYN, parse_frame
+from tests.support.synth import clc_like_payload, tcp_frame
 
 REAL_CAPTURES = Path(__file__).resolve().parent / "data" / "real-kernel"
 REPO = Path(__file__).resolve().parents[1]

@@ -9,9 +9,9 @@ import pytest
 from smctrace.capture.pcapfile import CaptureFile
 from smctrace.capture.pcapwriter import PcapWriter
 from smctrace.capture.prefilter import NATIVE, Prefilter, flow_hash
-from smctrace.capture.synth import clc_like_payload, tcp_frame
 from smctrace.frame import LINKTYPE_ETHERNET, LINKTYPE_LINUX_SLL2
 from smctrace.packet import ACK, FIN, PSH, RST, SYN
+from tests.support.synth import clc_like_payload, tcp_frame
 
 MODES = [pytest.param(False, id="python")]
 if NATIVE:

@@ -1,4 +1,4 @@
-"""smctrace.capture.synth and pcapwriter: frames shaped like Linux's, files tools accept."""
+"""tests.support.synth and pcapwriter: frames shaped like Linux's, files tools accept."""
 
 from __future__ import annotations
 
@@ -9,9 +9,9 @@ import pytest
 
 from smctrace.capture.pcapfile import CaptureFile
 from smctrace.capture.pcapwriter import PcapngWriter, PcapWriter
-from smctrace.capture.synth import SMC_OPTION_BYTES, tcp_frame
 from smctrace.frame import LINKTYPE_ETHERNET, LINKTYPE_IPV4, LINKTYPE_IPV6, Frame
 from smctrace.packet import ACK, SYN
+from tests.support.synth import SMC_OPTION_BYTES, tcp_frame
 
 
 def test_syn_options_follow_linux_layout() -> None:

@@ -14,7 +14,6 @@ from click.testing import CliRunner
 
 from smctrace.capture.pcapfile import CaptureFile
 from smctrace.capture.pcapwriter import PcapngWriter, PcapWriter
-from smctrace.capture.synth import link_header, tcp_frame
 from smctrace.cli import main
 from smctrace.frame import (
     LINKTYPE_ETHERNET,
@@ -27,6 +26,7 @@ from smctrace.frame import (
     Frame,
 )
 from smctrace.packet import ACK, PSH, parse_frame
+from tests.support.synth import link_header, tcp_frame
 
 REAL = Path(__file__).resolve().parent / "data" / "real-kernel"
 SMCD = REAL / "C-smcd-loopback-ism-k612lo.pcap"

@@ -10,7 +10,6 @@ ordinary TCP segments: no extra frame may reach user space, every handshake is s
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import signal
 import subprocess
@@ -22,63 +21,44 @@ from typing import Any
 
 import pytest
 
+from tests.support import netlab
+
 REPO = Path(__file__).resolve().parents[1]
 REAL = REPO / "tests" / "data" / "real-kernel"
 CAPTURES = sorted(REAL.glob("*.pcap"))
 FLOOD_SEGMENTS = 100_000
 
-pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="needs root (netns, AF_PACKET, BPF)")
-
-# Sends every frame of the given captures out of IFACE; with --flood N, interleaves N
-# ordinary TCP segments (data, ACKs, plain SYN/FIN) between them.
-SENDER = r"""
-import socket, struct, sys
-from smctrace.capture.pcapfile import CaptureFile
-from smctrace.capture.synth import tcp_frame
-from smctrace.packet import ACK, FIN, PSH, SYN
-iface, flood, paths = sys.argv[1], int(sys.argv[2]), sys.argv[3:]
-s = socket.socket(socket.AF_PACKET, socket.SOCK_RAW)
-s.bind((iface, 0))
-s.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 1 << 22)
-templates = [bytearray(tcp_frame("198.51.100.1", "198.51.100.2", 1024, 80, flags=f,
-                                 payload=p))
-             for f, p in ((ACK | PSH, bytes(100)), (ACK, b""), (SYN, b""), (FIN | ACK, b""),
-                          (ACK | PSH, b"\xe2\xd4" + bytes(60)))]
-frames = []
-for path in paths:
-    with CaptureFile(path) as capture:
-        frames += [f.data for f in capture.frames()]
-per_gap = flood // max(len(frames), 1) + 1
-sent = 0
-for data in frames:
-    for i in range(per_gap if sent < flood else 0):
-        t = templates[i % len(templates)]
-        struct.pack_into("!H", t, 34, 1024 + (sent % 60000))  # vary the source port
-        s.send(t)
-        sent += 1
-    s.send(data)
-print(sent)
-"""
-
-
-def ip(*args: str) -> None:
-    subprocess.run(["ip", *args], check=True, capture_output=True)
-
 
 @pytest.fixture(scope="module")
 def netns() -> Iterator[str]:
-    name = f"smct-e2e-{os.getpid()}"
-    try:
-        ip("netns", "add", name)
-    except (subprocess.CalledProcessError, FileNotFoundError) as exc:
-        pytest.skip(f"cannot create a network namespace: {exc}")
-    try:
-        ip("-n", name, "link", "add", "name", "rp0", "type", "veth", "peer", "name", "rp1")
-        ip("-n", name, "link", "set", "rp0", "up")
-        ip("-n", name, "link", "set", "rp1", "up")
+    problem = netlab.available()
+    if problem:
+        pytest.skip(problem)
+    with netlab.NetLab("smct-e2e") as lab:
+        try:
+            name = lab.namespace("replay")
+            lab.veth(name)
+        except netlab.NetLabError as exc:
+            pytest.skip(f"cannot create a network namespace: {exc}")
         yield name
-    finally:
-        subprocess.run(["ip", "netns", "del", name], capture_output=True)
+
+
+def interfaces(netns: str) -> tuple[str, str]:
+    """The veth pair of the namespace: (sending end, traced end)."""
+    out = subprocess.run(["ip", "-n", netns, "-o", "link", "show", "type", "veth"],
+                         capture_output=True, text=True, check=True).stdout
+    names = sorted(line.split(":")[1].strip().split("@")[0] for line in out.splitlines())
+    return names[0], names[1]
+
+
+def replay(netns: str, flood: int = 0) -> int:
+    """Send every real capture out of the sending end; returns the flood frames sent."""
+    sender, _ = interfaces(netns)
+    proc = subprocess.run(
+        ["ip", "netns", "exec", netns, sys.executable, "-m", "tests.support.replay", sender,
+         "--flood", str(flood), *map(str, CAPTURES)],
+        capture_output=True, text=True, check=True, timeout=300, cwd=REPO)
+    return int(json.loads(proc.stdout.splitlines()[-1])["flood"])
 
 
 def offline(path: Path) -> list[dict[str, Any]]:
@@ -87,29 +67,32 @@ def offline(path: Path) -> list[dict[str, Any]]:
     return [json.loads(line) for line in out.splitlines()]
 
 
+def start_tracer(netns: str, *args: str) -> subprocess.Popen[str]:
+    """smctrace -i on the traced end, once its filter is attached (else the test skips)."""
+    _, traced = interfaces(netns)
+    tracer = subprocess.Popen(
+        ["ip", "netns", "exec", netns, sys.executable, "-m", "smctrace", "-i", traced,
+         "--json", *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    assert tracer.stderr is not None
+    line = tracer.stderr.readline()  # written once the filter is attached
+    if f"tracing on {traced}" not in line:
+        tracer.kill()
+        pytest.skip(f"live tracing unavailable here: {line.strip()}")
+    return tracer
+
+
 def live(netns: str, backend: str, flood: int,
          *extra: str) -> tuple[list[dict[str, Any]], int]:
-    """Trace rp1 while every capture is sent out of rp0; return events and segments sent."""
-    tracer = subprocess.Popen(
-        ["ip", "netns", "exec", netns, sys.executable, "-m", "smctrace", "-i", "rp1",
-         "--backend", backend, "--json", "-Z", "root", *extra],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    """Trace while every capture is replayed; return the events and flood frames sent."""
+    tracer = start_tracer(netns, "--backend", backend, "-Z", "root", *extra)
     try:
-        assert tracer.stderr is not None
-        line = tracer.stderr.readline()  # written once the filter is attached
-        if "tracing on rp1" not in line:
-            tracer.kill()
-            pytest.skip(f"live tracing unavailable here: {line.strip()}")
-        sender = subprocess.run(
-            ["ip", "netns", "exec", netns, sys.executable, "-c", SENDER, "rp0", str(flood),
-             *map(str, CAPTURES)],
-            capture_output=True, text=True, check=True, timeout=300, cwd=REPO)
+        flooded = replay(netns, flood)
         time.sleep(1.0)  # let the last frames arrive
     finally:
         tracer.send_signal(signal.SIGINT)
     out, err = tracer.communicate(timeout=60)
     assert tracer.returncode == 0, err
-    return [json.loads(line) for line in out.splitlines()], int(sender.stdout)
+    return [json.loads(line) for line in out.splitlines()], flooded
 
 
 def comparable_message(e: dict[str, Any]) -> tuple[Any, ...]:
@@ -169,18 +152,8 @@ def test_flood_never_reaches_user_space(netns: str, expected: list[dict[str, Any
 
 
 def test_count_stops_after_n_connections(netns: str) -> None:
-    tracer = subprocess.Popen(
-        ["ip", "netns", "exec", netns, sys.executable, "-m", "smctrace", "-i", "rp1",
-         "--json", "-c", "3"],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    assert tracer.stderr is not None
-    line = tracer.stderr.readline()
-    if "tracing on rp1" not in line:
-        tracer.kill()
-        pytest.skip(f"live tracing unavailable here: {line.strip()}")
-    subprocess.run(["ip", "netns", "exec", netns, sys.executable, "-c", SENDER, "rp0", "0",
-                    *map(str, CAPTURES)], check=True, timeout=300, cwd=REPO,
-                   capture_output=True)
+    tracer = start_tracer(netns, "-c", "3")
+    replay(netns)
     try:
         out, _ = tracer.communicate(timeout=30)  # exits by itself, no signal
     finally:

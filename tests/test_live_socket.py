@@ -24,11 +24,11 @@ from typing import Any
 
 import pytest
 
-from smctrace.capture.synth import tcp_frame
 from smctrace.frame import LINKTYPE_ETHERNET, LINKTYPE_LINUX_SLL2, Frame
 from smctrace.live import LiveCapture, LiveError, program_source
 from smctrace.live.bcc_backend import bcc_problem
 from smctrace.packet import ACK, FIN, PSH, SYN
+from tests.support.synth import tcp_frame
 
 CLONE_NEWNET = 0x40000000
 SENDER_MAC = bytes.fromhex("020000000001")

@@ -8,7 +8,6 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from smctrace.capture.synth import tcp_frame
 from smctrace.frame import (
     LINKTYPE_ETHERNET,
     LINKTYPE_IPV4,
@@ -21,6 +20,7 @@ from smctrace.frame import (
     Frame,
 )
 from smctrace.packet import ACK, FIN, PSH, RST, SYN, Segment, has_smc_option, parse_frame
+from tests.support.synth import tcp_frame
 
 ALL_LINKTYPES = (
     LINKTYPE_ETHERNET,

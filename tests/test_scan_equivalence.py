@@ -29,7 +29,6 @@ from smctrace.capture.prefilter import (
     python_scan_pcap,
     python_scan_pcapng,
 )
-from smctrace.capture.synth import clc_like_payload, tcp_frame
 from smctrace.frame import (
     LINKTYPE_ETHERNET,
     LINKTYPE_IPV4,
@@ -41,6 +40,7 @@ from smctrace.frame import (
     LINKTYPE_RAW,
 )
 from smctrace.packet import ACK, FIN, RST, SYN
+from tests.support.synth import clc_like_payload, tcp_frame
 
 pytestmark = pytest.mark.skipif(not NATIVE, reason="C scanner not built")
 
