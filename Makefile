@@ -34,7 +34,7 @@ apt:
 	@bash scripts/setup-bcc-headers.sh
 
 # The venv sees Debian's site-packages so that `import bcc` (python3-bpfcc) works.
-$(STAMP): pyproject.toml setup.py smctrace/capture/_scan.c | apt
+$(STAMP): pyproject.toml setup.py smctrace/match/_engine.c smctrace/match/smc_match.h smctrace/match/rule.py | apt
 	@test -x $(PY) || /usr/bin/python3 -m venv --system-site-packages $(VENV)
 	$(PY) -m pip install -q --upgrade pip
 	$(PY) -m pip install -q -e '.[test]'

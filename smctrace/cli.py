@@ -23,6 +23,9 @@ from smctrace.output.text import TextOutput
 from smctrace.pipeline import Tracer
 
 IDLE_TICK = 1.0  # seconds between idle wake-ups of the live tracer
+# The trace ran to its end, but part of the input could not be searched (frames of a link
+# type smctrace does not read, headers cut by the snap length): the warnings say what.
+EXIT_NOT_SEARCHED = 3
 
 
 class UserError(Exception):
@@ -64,34 +67,40 @@ def make_output(out: TextIO, *, as_json: bool, as_table: bool, hex_dump: bool, r
 
 
 def finish_output(sink: EventSink, summary: TraceSummary) -> None:
-    """End of tracing: the sink's end (tables, JSON summary), then the stderr summary."""
+    """End of tracing: the sink's end (tables, JSON summary), then the stderr summary and
+    one line per warning (what could not be searched)."""
     sink.finish(summary)
     sys.stdout.flush()
     click.echo(summary_line(summary), err=True)
+    for line in summary.warnings:
+        click.echo(f"smctrace: warning: {line}", err=True)
 
 
-def trace_file(path: str, sink: CountingSink) -> None:
+def trace_file(path: str, sink: CountingSink) -> int:
+    """Decode a capture file; returns the exit status (warnings may make it non-zero)."""
     from smctrace.capture.pcapfile import CaptureFile
-    from smctrace.capture.prefilter import Prefilter
 
-    prefilter = Prefilter()
-    tracer = Tracer(sink, prefilter)
+    tracer = Tracer(sink)
     failure: CaptureError | None = None
     frames = 0
+    snaplens: set[int] = set()
     try:
         with CaptureFile(path) as capture:
             try:
-                for frame in capture.frames(prefilter):
-                    tracer.feed(frame)
+                tracer.feed_segments(capture.segments(tracer.engine))
             except CaptureError as exc:
                 failure = exc  # report after the valid prefix has been decoded
             frames = capture.frames_read
+            snaplens = capture.snaplens
     except CaptureError as exc:
         raise UserError(str(exc)) from None
     tracer.finish()
-    finish_output(sink.inner, tracer.summary(frames))
+    summary = tracer.summary(frames, snaplens)
+    finish_output(sink.inner, summary)
     if failure is not None:
         raise UserError(str(failure))
+    return EXIT_NOT_SEARCHED if summary.warnings and any(
+        "could not be searched" in line for line in summary.warnings) else 0
 
 
 def trace_live(interfaces: list[str], sink: CountingSink, *, backend: str, snaplen: int,
@@ -151,7 +160,7 @@ def trace_live(interfaces: list[str], sink: CountingSink, *, backend: str, snapl
                 continue
             frames += 1
             sink.frame_messages.clear()
-            tracer.feed(frame)
+            tracer.feed_frame(frame, rule=False)  # the kernel filter applied the rule
             if writer is not None:
                 writer.write(frame, "; ".join(sink.frame_messages) or None)
     except (LiveError, PrivilegeError) as exc:
@@ -249,7 +258,9 @@ def main(path: str | None, interfaces: tuple[str, ...], as_json: bool, as_table:
                                         hex_dump=hex_dump, reserved=reserved,
                                         timestamps=not no_timestamps))
         if path is not None:
-            trace_file(path, sink)
+            status = trace_file(path, sink)
+            if status:
+                sys.exit(status)
         else:
             trace_live(list(interfaces), sink, backend=backend, snaplen=snaplen,
                        promisc=promisc, count=count, duration=duration, write=write,

@@ -1,20 +1,26 @@
 """Per-connection state: TCP segments in, CLC messages and connection outcomes out.
 
-A connection is followed when its SYN carried the SMC option, or when CLC messages show up
-on it (capture started mid-handshake).  Plain TCP connections are only counted.  Every
-followed connection ends in exactly one :class:`ConnectionOutcome`:
+A connection is followed once its SYN with the SMC option got an answer (SYN-ACK, CLC
+bytes, FIN/RST), or when CLC messages show up on it (capture started mid-handshake).
+SYNs without an answer are only remembered (compactly) and reported together, with a
+sample of their 4-tuples: a flood of them costs no per-connection state.  Every followed
+connection ends in exactly one :class:`ConnectionOutcome`:
 
 * ``smc``        Proposal, Accept and Confirm, and no Decline (path/version from the Confirm)
 * ``fallback``   a Decline (its code and sender), or the SYN-ACK lacked the SMC option
 * ``failed``     closed by FIN/RST during the CLC exchange without a Decline, or non-CLC
                  bytes where a CLC message had to be (CLC timeout or protocol error)
-* ``incomplete`` the capture ended before an outcome
+* ``incomplete`` the capture ended before an outcome, or the connection table was full
+
+Segments come as the rule's engines hand them out (:data:`smctrace.match.engine.Segment`
+tuples); the per-direction streams stay anchored for the whole life of a connection, so
+a segment seen again is never decoded twice and a late Decline after the Confirm is
+reassembled like any other message.
 """
 
 from __future__ import annotations
 
 from collections import OrderedDict
-from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from smctrace.clc import Accept, Confirm, Decline, decode, describe_decline
@@ -29,7 +35,16 @@ from smctrace.events import (
     Outcome,
     Role,
 )
-from smctrace.packet import ACK, FIN, RST, SYN, Segment
+from smctrace.match.engine import SegmentTuple
+from smctrace.match.rule import (
+    CLC_TYPE_CONFIRM,
+    CLC_TYPE_DECLINE,
+    CLC_TYPE_PROPOSAL,
+    LATE_DECLINE_GRACE,
+    LATE_DECLINE_GRACE_SMCD,
+    MAX_CONNECTIONS,
+    MAX_PENDING,
+)
 from smctrace.streams import (
     ClcStream,
     StreamData,
@@ -39,16 +54,25 @@ from smctrace.streams import (
     starts_clc,
 )
 
-# A Decline may follow the client's Confirm when the SMC-R link cannot be brought up over
-# RoCE (reference section 6.2).  The reference says "up to ~3 s", but the 6.12 client in
-# data/real-kernel/D7 declined TIMEOUT_CL 5.31 s after its Confirm (first LLC wait is 5 s,
-# then 1 s short wait); 10 s of packet time covers that with margin.
-LATE_DECLINE_GRACE_SMCR = 10.0
-LATE_DECLINE_GRACE_SMCD = 2.0  # SMC-D has no LLC; only a quick server-side failure
+TCP_FIN, TCP_SYN, TCP_RST, TCP_ACK = 0x01, 0x02, 0x04, 0x10
+SEQ_MOD = 1 << 32
 # A hole in a direction that the peer has not acted on within this time is a capture gap.
 GAP_TIMEOUT = 3.0
-MAX_CONNECTIONS = 65536  # followed at once; the oldest undecided one is reported incomplete
-PLAIN_SYN_MEMORY = 65536  # recent plain SYNs remembered to count retransmitted SYNs once
+# Linux gives up connecting after 6 SYN retransmissions, about 127 s: a SYN older than
+# this without an answer is reported unanswered.
+SYN_GIVE_UP = 130.0
+UNANSWERED_SAMPLE = 8  # 4-tuples of unanswered SYNs shown in the summary
+REPORTED_MEMORY = 65536  # recently reported connections (a late retransmission starts none)
+
+Key = tuple[str, int, str, int]
+
+
+@dataclass(slots=True)
+class _PendingSyn:
+    """A SYN with the SMC option that has no answer yet: all that is kept of it."""
+
+    time: float
+    isn: int
 
 
 @dataclass(slots=True)
@@ -65,7 +89,6 @@ class _Connection:
     kinds: list[str] = field(default_factory=list)
     accept_release: int | None = None
     confirm: Confirm | None = None
-    watched: bool = False  # the capture prefilter lets its segments through
     last_time: float = 0.0
     # Set once the outcome is known; `settle_at` delays the report while a late Decline
     # can still arrive (after a Confirm).
@@ -77,117 +100,172 @@ class _Connection:
     decline_from: Role | None = None
 
 
-
 class ConnectionTracker:
     """Follows connections and turns their segments into events."""
 
-    def __init__(self, sink: EventSink,
-                 watch: Callable[[ConnectionId, bool], None] | None = None) -> None:
+    def __init__(self, sink: EventSink, *, max_connections: int = MAX_CONNECTIONS,
+                 max_pending: int = MAX_PENDING) -> None:
         self._sink = sink
-        self._watch = watch  # tells the capture prefilter which flows are in a CLC phase
-        self._conns: OrderedDict[tuple[str, int, str, int], _Connection] = OrderedDict()
-        self._plain_syns: OrderedDict[tuple[str, int, str, int, int], None] = OrderedDict()
+        self.max_connections = max_connections
+        self.max_pending = max_pending
+        self._conns: OrderedDict[Key, _Connection] = OrderedDict()
+        self._syns: OrderedDict[Key, _PendingSyn] = OrderedDict()  # in arrival order
         # Connections already reported: a retransmitted CLC segment must not start a new one.
-        self._reported: OrderedDict[tuple[str, int, str, int], None] = OrderedDict()
+        self._reported: OrderedDict[Key, None] = OrderedDict()
         # Connections with a timer running (a late-Decline wait, or a hole in a stream):
         # the only ones advance() visits, so its cost does not grow with a SYN flood.
-        self._timed: dict[tuple[str, int, str, int], _Connection] = {}
-        self.plain_tcp = 0
+        self._timed: dict[Key, _Connection] = {}
         self.outcomes: dict[Outcome, int] = dict.fromkeys(OUTCOMES, 0)
         self.messages = 0
         self.malformed = 0
         self.gaps = 0
+        self.evicted = 0  # undecided connections reported because the table was full
+        self.unanswered = 0  # SYNs with the SMC option that never got an answer
+        self.unanswered_sample: list[str] = []
         self.now = 0.0
+
+    @property
+    def followed(self) -> int:
+        """Connections followed right now."""
+        return len(self._conns)
 
     # -- segments ---------------------------------------------------------------------
 
-    def on_segment(self, seg: Segment) -> None:
-        self.now = max(self.now, seg.time)
-        key = (seg.src, seg.sport, seg.dst, seg.dport)
+    def on_segment(self, seg: SegmentTuple) -> None:
+        (time, number, _interface, src, dst, sport, dport, seq, _ack, flags, option, payload,
+         _payload_len, _frame, _linktype, _orig_len) = seg
+        if time > self.now:
+            self.now = time
+        key = (src, sport, dst, dport)
         conn = self._conns.get(key)
         role: Role = "client"
         if conn is None:
-            conn = self._conns.get((seg.dst, seg.dport, seg.src, seg.sport))
+            conn = self._conns.get((dst, dport, src, sport))
             role = "server"
-        flags = seg.flags
-        if flags & SYN:
-            conn = self._on_syn(seg, conn, role)
+        if flags & TCP_SYN:
+            if not flags & TCP_ACK:
+                self._client_syn(key, conn, role, time, seq, option)
+            else:
+                self._syn_ack(key, conn, role, time, seq, option)
+            return
+        if conn is None:
+            conn, role = self._answer_or_pick_up(key, time, flags, payload)
             if conn is None:
                 return
-        elif conn is None:
-            if seg.payload and starts_clc(seg.payload) and not self._was_reported(seg):
-                conn = self._pick_up(seg)
-                role = self._role_of_first_sender(conn, seg)
-            else:
-                return
-        conn.last_time = seg.time
-        # During the CLC phase every payload counts; after a Confirm only a late Decline,
-        # which is found by its header wherever it starts.
-        if seg.payload and (conn.outcome is None
-                            or (conn.settle_at is not None and starts_clc(seg.payload))):
+        conn.last_time = time
+        if payload and (conn.outcome is None or conn.settle_at is not None):
             stream = self._stream(conn, role)
-            self._stream_events(conn, role, stream.add(seg.seq, seg.payload, seg.time, seg.frame))
+            events = stream.add(seq, payload, time, number)
+            if events:
+                self._stream_events(conn, role, events)
             if conn.outcome is None and stream.oldest_pending() is not None:
                 self._timed[self._key(conn)] = conn  # a hole: give up on it after a while
-        if flags & (FIN | RST) and conn.outcome is None:
-            self._closed(conn, role, seg)
-        elif flags & (FIN | RST) and conn.settle_at is not None:
-            self._report(conn)  # the connection closed: no late Decline can come now
+        if flags & (TCP_FIN | TCP_RST):
+            if conn.outcome is None:
+                self._closed(conn, role, time, flags)
+            elif conn.settle_at is not None:
+                self._report(conn)  # the connection closed: no late Decline can come now
 
-    def _on_syn(self, seg: Segment, conn: _Connection | None, role: Role) -> _Connection | None:
-        if not seg.flags & ACK:  # SYN from the client
-            if conn is not None and role == "client" and conn.client_isn == seg.seq:
-                return conn  # retransmitted SYN
-            if conn is not None:
-                self._finish(conn, conn.last_time)  # the 4-tuple is reused: a new connection
-            if not seg.smc_option:
-                self._count_plain(seg)
-                return None
-            cid = ConnectionId(Endpoint(seg.src, seg.sport), Endpoint(seg.dst, seg.dport))
-            self._reported.pop((seg.src, seg.sport, seg.dst, seg.dport), None)
-            conn = _Connection(cid, seg.time, syn_option=True, client_isn=seg.seq,
-                               last_time=seg.time)
-            conn.streams["client"] = ClcStream((seg.seq + 1) % (1 << 32))
-            self._add(conn)
-            return conn
-        if conn is None or role != "server":
-            return None  # SYN-ACK of a connection we do not follow
-        conn.synack_option = seg.smc_option
-        conn.streams.setdefault("server", ClcStream((seg.seq + 1) % (1 << 32)))
-        if not seg.smc_option and conn.outcome is None:
-            self._decide(conn, "fallback", seg.time,
+    def _client_syn(self, key: Key, conn: _Connection | None, role: Role, time: float,
+                    seq: int, option: bool) -> None:
+        if conn is not None:
+            if role == "client" and conn.client_isn == seq:
+                return  # retransmitted SYN
+            self._finish(conn, conn.last_time)  # the 4-tuple is reused: a new connection
+        held = self._syns.pop(key, None)
+        if held is not None:
+            if held.isn == seq:
+                self._syns[key] = held  # retransmitted SYN of a pending connection
+                return
+            self._note_unanswered(key)
+        if not option:
+            return  # plain TCP: the engines count those, they are not followed
+        self._reported.pop(key, None)
+        self._syns[key] = _PendingSyn(time, seq)
+        if len(self._syns) > self.max_pending:
+            oldest, _ = self._syns.popitem(last=False)
+            self._note_unanswered(oldest)
+
+    def _syn_ack(self, key: Key, conn: _Connection | None, role: Role, time: float,
+                 seq: int, option: bool) -> None:
+        if conn is None:
+            src, sport, dst, dport = key
+            client_key = (dst, dport, src, sport)
+            held = self._syns.pop(client_key, None)
+            if held is not None:
+                conn = self._from_syn(client_key, held)
+            elif option:  # the SYN was not seen: the SYN-ACK says it had the option
+                cid = ConnectionId(Endpoint(dst, dport), Endpoint(src, sport))
+                conn = _Connection(cid, time, last_time=time)
+                self._add(conn)
+            else:
+                return  # SYN-ACK of a connection nobody follows
+            role = "server"
+        if role != "server":
+            return
+        conn.last_time = time
+        conn.synack_option = option
+        conn.streams.setdefault("server", ClcStream((seq + 1) % SEQ_MOD))
+        if not option and conn.outcome is None:
+            self._decide(conn, "fallback", time,
                          "server did not answer the SMC option (peer not SMC-enabled)")
             self._report(conn)
-            return None
-        return conn
 
-    def _pick_up(self, seg: Segment) -> _Connection:
-        """A CLC message on a connection whose SYN we did not see."""
-        head_type = seg.payload[4]
-        # Proposal and Confirm come from the client, Accept from the server.  A Decline can
-        # come from either side: take the endpoint with the lower port as the server, which
-        # is right for ephemeral client ports.
-        from_client = head_type in (1, 3) or (head_type == 4 and seg.sport > seg.dport)
-        src, dst = Endpoint(seg.src, seg.sport), Endpoint(seg.dst, seg.dport)
-        cid = ConnectionId(src, dst) if from_client else ConnectionId(dst, src)
-        conn = _Connection(cid, seg.time, last_time=seg.time)
+    def _from_syn(self, client_key: Key, held: _PendingSyn) -> _Connection:
+        client_ip, client_port, server_ip, server_port = client_key
+        cid = ConnectionId(Endpoint(client_ip, client_port), Endpoint(server_ip, server_port))
+        conn = _Connection(cid, held.time, syn_option=True, client_isn=held.isn,
+                           last_time=held.time)
+        conn.streams["client"] = ClcStream((held.isn + 1) % SEQ_MOD)
+        self._reported.pop(client_key, None)
         self._add(conn)
         return conn
 
-    def _was_reported(self, seg: Segment) -> bool:
-        return ((seg.src, seg.sport, seg.dst, seg.dport) in self._reported
-                or (seg.dst, seg.dport, seg.src, seg.sport) in self._reported)
-
-    @staticmethod
-    def _role_of_first_sender(conn: _Connection, seg: Segment) -> Role:
-        return "client" if conn.cid.client == Endpoint(seg.src, seg.sport) else "server"
+    def _answer_or_pick_up(self, key: Key, time: float, flags: int,
+                           payload: bytes) -> tuple[_Connection | None, Role]:
+        """A segment of no followed connection: the answer to a pending SYN, a CLC
+        message on a connection whose SYN was not seen, or nothing for us."""
+        src, sport, dst, dport = key
+        reverse = (dst, dport, src, sport)
+        held = self._syns.pop(key, None)
+        if held is not None:
+            return self._from_syn(key, held), "client"
+        held = self._syns.pop(reverse, None)
+        if held is not None:
+            return self._from_syn(reverse, held), "server"
+        if not payload or not starts_clc(payload):
+            return None, "client"
+        if key in self._reported or reverse in self._reported:
+            return None, "client"
+        # Proposal and Confirm come from the client, Accept from the server.  A Decline can
+        # come from either side: take the endpoint with the lower port as the server, which
+        # is right for ephemeral client ports.
+        head_type = payload[4]
+        from_client = head_type in (CLC_TYPE_PROPOSAL, CLC_TYPE_CONFIRM) or (
+            head_type == CLC_TYPE_DECLINE and sport > dport)
+        a, b = Endpoint(src, sport), Endpoint(dst, dport)
+        conn = _Connection(ConnectionId(a, b) if from_client else ConnectionId(b, a), time,
+                           last_time=time)
+        self._add(conn)
+        return conn, "client" if from_client else "server"
 
     def _add(self, conn: _Connection) -> None:
         self._conns[self._key(conn)] = conn
-        if len(self._conns) > MAX_CONNECTIONS:
+        if len(self._conns) > self.max_connections:
             _, oldest = next(iter(self._conns.items()))
-            self._finish(oldest, oldest.last_time)
-        self._set_watch(conn, True)
+            self._evict(oldest)
+
+    def _evict(self, conn: _Connection) -> None:
+        """The table is full: the oldest connection is reported now, and says so."""
+        for role, stream in list(conn.streams.items()):
+            if conn.outcome is None:
+                self._stream_events(conn, role, stream.flush(conn.last_time))
+        if self._conns.get(self._key(conn)) is conn:
+            if conn.outcome is None:
+                self.evicted += 1
+                conn.reason = (f"evicted: connection table full ({self.max_connections} "
+                               "connections followed at once)")
+            self._report(conn)
 
     def _stream(self, conn: _Connection, role: Role) -> ClcStream:
         stream = conn.streams.get(role)
@@ -195,14 +273,12 @@ class ConnectionTracker:
             stream = conn.streams[role] = ClcStream()
         return stream
 
-    def _count_plain(self, seg: Segment) -> None:
-        key = (seg.src, seg.sport, seg.dst, seg.dport, seg.seq)
-        if key in self._plain_syns:
-            return
-        self._plain_syns[key] = None
-        if len(self._plain_syns) > PLAIN_SYN_MEMORY:
-            self._plain_syns.popitem(last=False)
-        self.plain_tcp += 1
+    def _note_unanswered(self, key: Key) -> None:
+        self.unanswered += 1
+        if len(self.unanswered_sample) < UNANSWERED_SAMPLE:
+            client_ip, client_port, server_ip, server_port = key
+            self.unanswered_sample.append(
+                f"{Endpoint(client_ip, client_port)} -> {Endpoint(server_ip, server_port)}")
 
     # -- CLC messages ---------------------------------------------------------------------
 
@@ -242,29 +318,25 @@ class ConnectionTracker:
             self._decide(conn, "fallback", sm.time, f"{role} declined")
             self._report(conn)
         elif isinstance(msg, Confirm) and conn.outcome is None and not msg.malformed:
-            grace = LATE_DECLINE_GRACE_SMCR if msg.path == "SMC-R" else LATE_DECLINE_GRACE_SMCD
+            grace = LATE_DECLINE_GRACE if msg.path == "SMC-R" else LATE_DECLINE_GRACE_SMCD
             self._decide(conn, "smc", sm.time, "SMC established")
             conn.settle_at = sm.time + grace
             self._timed[self._key(conn)] = conn
-            # Nothing but a late Decline may follow on TCP; it is found by its header
-            # wherever it starts, so the streams restart unanchored (made when needed).
-            conn.streams = {}
-            self._set_watch(conn, False)
 
     # -- outcomes ---------------------------------------------------------------------------
 
     def _decide(self, conn: _Connection, outcome: Outcome, when: float, reason: str) -> None:
         conn.outcome, conn.reason, conn.decided_at = outcome, reason, when
 
-    def _closed(self, conn: _Connection, role: Role, seg: Segment) -> None:
-        how = "reset (RST)" if seg.flags & RST else "closed (FIN)"
+    def _closed(self, conn: _Connection, role: Role, time: float, flags: int) -> None:
+        how = "reset (RST)" if flags & TCP_RST else "closed (FIN)"
         if conn.synack_option is None and not conn.kinds:
             where = "before the SYN-ACK"
         elif conn.kinds:
             where = f"after {conn.kinds[-1]}"
         else:
             where = "before any CLC message"
-        self._decide(conn, "failed", seg.time,
+        self._decide(conn, "failed", time,
                      f"{role} {how} the connection {where} without a Decline "
                      "(CLC timeout or protocol error)")
         self._report(conn)
@@ -276,9 +348,8 @@ class ConnectionTracker:
         self._conns.pop(key, None)
         self._timed.pop(key, None)
         self._reported[key] = None
-        if len(self._reported) > PLAIN_SYN_MEMORY:
+        if len(self._reported) > REPORTED_MEMORY:
             self._reported.popitem(last=False)
-        self._set_watch(conn, False)
         outcome = conn.outcome or "incomplete"
         self.outcomes[outcome] += 1
         confirm = conn.confirm
@@ -299,11 +370,14 @@ class ConnectionTracker:
             messages=tuple(conn.kinds), outcome=outcome, path=path,
             version=version, release=release, first_contact=first_contact,
             decline=conn.decline, decline_from=conn.decline_from,
-            reason=self._reason(conn, outcome), handshake_ms=handshake_ms))
+            reason=self._reason(conn, outcome), handshake_ms=handshake_ms,
+            retransmissions=sum(s.retransmitted for s in conn.streams.values())))
 
     @staticmethod
     def _reason(conn: _Connection, outcome: Outcome) -> str:
         if outcome == "incomplete":
+            if conn.reason:
+                return conn.reason
             last = conn.kinds[-1] if conn.kinds else (
                 "SYN-ACK" if conn.synack_option else "SYN")
             return f"capture ended after {last}"
@@ -321,19 +395,21 @@ class ConnectionTracker:
             self._report(conn)
 
     @staticmethod
-    def _key(conn: _Connection) -> tuple[str, int, str, int]:
+    def _key(conn: _Connection) -> Key:
         cid = conn.cid
         return (cid.client.ip, cid.client.port, cid.server.ip, cid.server.port)
 
-    def _set_watch(self, conn: _Connection, on: bool) -> None:
-        # The prefilter counts watches per flow hash: watch once, unwatch once.
-        if self._watch is not None and conn.watched != on:
-            conn.watched = on
-            self._watch(conn.cid, on)
-
     def advance(self, now: float) -> None:
         """Packet (or wall-clock, live) time moved on: settle what waited for it."""
-        self.now = max(self.now, now)
+        if now > self.now:
+            self.now = now
+        syns = self._syns
+        while syns:
+            key, held = next(iter(syns.items()))
+            if now - held.time < SYN_GIVE_UP:
+                break
+            del syns[key]
+            self._note_unanswered(key)
         for key, conn in list(self._timed.items()):
             if conn.settle_at is not None:
                 if now >= conn.settle_at:
@@ -351,6 +427,10 @@ class ConnectionTracker:
                 self._timed.pop(key, None)
 
     def finish(self) -> None:
-        """End of input: every connection still open gets its outcome now."""
+        """End of input: every connection still open gets its outcome now; SYNs that are
+        still waiting for an answer are counted as unanswered."""
         for conn in sorted(self._conns.values(), key=lambda c: c.start):
             self._finish(conn, self.now)
+        for key in list(self._syns):
+            self._note_unanswered(key)
+        self._syns.clear()

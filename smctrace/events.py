@@ -75,6 +75,9 @@ class ConnectionOutcome:
     decline_from: Role | None
     reason: str
     handshake_ms: float | None
+    # CLC-phase segments that brought no new byte: TCP retransmissions (the same segment
+    # seen twice on two interfaces is one segment, and not counted here)
+    retransmissions: int = 0
 
     def decline_info(self) -> dict[str, object] | None:
         if self.decline is None:
@@ -101,6 +104,13 @@ class TraceSummary:
     gaps: int
     # live: what the kernel filter saw and kept, what the socket received and dropped
     capture: dict[str, int | None] = field(default_factory=dict)
+    # the same segment seen twice (two interfaces, -i any, merged captures): shown once
+    duplicates: int = 0
+    # SYNs with the SMC option that never got an answer, and a sample of their 4-tuples
+    unanswered_syns: int = 0
+    unanswered_sample: list[str] = field(default_factory=list)
+    # undecided connections reported early because the connection table was full
+    evicted: int = 0
     # things that could not be searched or may have been missed, one line each
     warnings: list[str] = field(default_factory=list)
 

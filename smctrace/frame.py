@@ -7,6 +7,7 @@ all import it without importing each other.
 
 from __future__ import annotations
 
+import enum
 from dataclasses import dataclass
 
 
@@ -28,6 +29,17 @@ class Frame:
     orig_len: int  # length on the wire (>= len(data) when truncated by snaplen)
     interface: int = 0  # pcapng interface id, or index of the traced interface
     number: int = 0  # 1-based frame number in the input (as tcpdump/tshark count)
+
+
+class LinkLayer(enum.IntEnum):
+    """Where the IP header starts in the bytes a capture socket (and its filter) sees.
+
+    The values are the ``SMC_L2_MODE`` of ``smctrace/bpf/clc.c``; the rule treats the first as
+    LINKTYPE_RAW frames and the second as LINKTYPE_ETHERNET.
+    """
+
+    NONE = 0  # SOCK_DGRAM socket: the IP header comes first (header-less devices, "any")
+    ETHERNET = 1  # SOCK_RAW socket on an Ethernet-like device: Ethernet header, VLAN tags
 
 
 # LINKTYPE_* values smctrace reads (https://www.tcpdump.org/linktypes.html).
@@ -55,3 +67,23 @@ LINKTYPE_NAMES: dict[int, str] = {
     LINKTYPE_LINUX_SLL2: "LINUX_SLL2",
 }
 SUPPORTED_LINKTYPES = frozenset(LINKTYPE_NAMES)
+
+# Names of common link types smctrace does not read, for the warning that says so.
+OTHER_LINKTYPE_NAMES: dict[int, str] = {
+    6: "IEEE802 (Token Ring)",
+    9: "PPP",
+    50: "PPP_HDLC",
+    104: "C_HDLC",
+    105: "IEEE802_11",
+    119: "PRISM_HEADER",
+    127: "IEEE802_11_RADIO",
+    147: "USER0",
+    163: "IEEE802_11_RADIO_AVS",
+    189: "USB_LINUX",
+    192: "PPI",
+    195: "IEEE802_15_4",
+    220: "USB_LINUX_MMAPPED",
+    239: "NFLOG",
+    247: "INFINIBAND",
+    253: "NETLINK",
+}

@@ -1,67 +1,62 @@
 """The tracing pipeline: frames in, events out.
 
-    Frame --packet.parse_frame--> Segment --ConnectionTracker--> MessageEvent / GapEvent /
-    ConnectionOutcome --> EventSink (text, JSON lines, table, ...)
+    capture file --engine.scan--> segment tuples --ConnectionTracker--> MessageEvent /
+    live frames  --engine.feed-->                 GapEvent / ConnectionOutcome --> EventSink
 
-The same :class:`Tracer` serves offline files and live sockets; only the frame source and
-the notion of "now" differ (packet time offline, wall-clock ticks live).
+The rule's engine (:mod:`smctrace.match.engine`) keeps only the segments that can matter
+for SMC (offline it applies the rule itself, live the kernel filter has done so and the
+engine only parses and drops duplicates); the :class:`Tracer` feeds what it keeps through
+the tracker into one sink.  The notion of "now" differs: packet time offline, wall-clock
+ticks live.
 """
 
 from __future__ import annotations
 
-from typing import Protocol
+from collections.abc import Iterable
+from typing import Any
 
 from smctrace.connections import ConnectionTracker
-from smctrace.events import OUTCOMES, ConnectionId, EventSink, TraceSummary
-from smctrace.frame import Frame
-from smctrace.packet import parse_frame
+from smctrace.events import OUTCOMES, EventSink, TraceSummary
+from smctrace.frame import LINKTYPE_NAMES, OTHER_LINKTYPE_NAMES, Frame
+from smctrace.match.engine import EngineLike, SegmentTuple, new_engine
+from smctrace.match.rule import MAX_CONNECTIONS, MAX_PENDING
 
 # How often (in packet time) open connections are checked for expired timers.
 ADVANCE_INTERVAL = 0.5
 
 
-class PrefilterLike(Protocol):
-    """What the tracer needs from a capture prefilter (see capture.prefilter)."""
-
-    def watch(self, src: str, dst: str, sport: int, dport: int) -> None: ...
-
-    def unwatch(self, src: str, dst: str, sport: int, dport: int) -> None: ...
-
-    @property
-    def plain_syns(self) -> int:
-        """Client SYNs without the SMC option that the prefilter skipped (and counted)."""
-        ...
-
-
 class Tracer:
-    """Feeds frames through the pipeline into one sink."""
+    """Feeds segments through the pipeline into one sink."""
 
-    def __init__(self, sink: EventSink, prefilter: PrefilterLike | None = None,
-                 *, sees_plain_syns: bool = True) -> None:
+    def __init__(self, sink: EventSink, engine: EngineLike | None = None, *,
+                 sees_plain_syns: bool = True, max_connections: int = MAX_CONNECTIONS,
+                 max_pending: int = MAX_PENDING) -> None:
         self.sink = sink
-        self._prefilter = prefilter
+        self.engine = engine if engine is not None else new_engine()
         self._sees_plain_syns = sees_plain_syns
-        self.tracker = ConnectionTracker(sink, self._watch if prefilter is not None else None)
+        self.tracker = ConnectionTracker(sink, max_connections=max_connections,
+                                         max_pending=max_pending)
         self.segments = 0
         self._next_advance = 0.0
+        self._out: list[Any] = []
 
-    def _watch(self, cid: ConnectionId, on: bool) -> None:
-        """Tell the prefilter whether this connection's segments must reach Python."""
-        assert self._prefilter is not None
-        flow = (cid.client.ip, cid.server.ip, cid.client.port, cid.server.port)
-        if on:
-            self._prefilter.watch(*flow)
-        else:
-            self._prefilter.unwatch(*flow)
+    def feed_segments(self, segments: Iterable[SegmentTuple]) -> None:
+        """Segments that crossed the rule, in capture order."""
+        on_segment = self.tracker.on_segment
+        for seg in segments:
+            self.segments += 1
+            on_segment(seg)
+            if seg[0] >= self._next_advance:
+                self.advance(seg[0])
 
-    def feed(self, frame: Frame) -> None:
-        seg = parse_frame(frame)
-        if seg is None:
-            return
-        self.segments += 1
-        self.tracker.on_segment(seg)
-        if seg.time >= self._next_advance:
-            self.advance(seg.time)
+    def feed_frame(self, frame: Frame, *, rule: bool) -> None:
+        """One frame; ``rule=False`` when a kernel filter already applied the rule."""
+        out = self._out
+        self.engine.feed(frame.data, frame.linktype, frame.time, frame.number,
+                         frame.interface, frame.orig_len, rule, out)
+        if out:
+            self.feed_segments(out)
+            out.clear()
 
     def advance(self, now: float) -> None:
         """Time moved on: settle outcomes that waited for a late Decline, report gaps."""
@@ -69,14 +64,54 @@ class Tracer:
         self.tracker.advance(now)
 
     def finish(self) -> None:
+        self.engine.finish()
         self.tracker.finish()
 
-    def summary(self, frames: int) -> TraceSummary:
+    def summary(self, frames: int, snaplens: Iterable[int] = ()) -> TraceSummary:
+        """The counts, and a warning line for everything that could not be searched."""
         t = self.tracker
-        plain: int | None = t.plain_tcp if self._sees_plain_syns else None
-        if plain is not None and self._prefilter is not None:
-            plain += self._prefilter.plain_syns
-        return TraceSummary(frames=frames, segments=self.segments, plain_tcp=plain,
-                            connections=sum(t.outcomes.values()),
-                            outcomes={o: t.outcomes[o] for o in OUTCOMES},
-                            messages=t.messages, malformed=t.malformed, gaps=t.gaps)
+        counters = self.engine.counters()
+        plain: int | None = counters["plain_connections"] if self._sees_plain_syns else None
+        summary = TraceSummary(
+            frames=frames, segments=self.segments, plain_tcp=plain,
+            connections=sum(t.outcomes.values()),
+            outcomes={o: t.outcomes[o] for o in OUTCOMES},
+            messages=t.messages, malformed=t.malformed, gaps=t.gaps,
+            duplicates=counters["duplicates"],
+            unanswered_syns=t.unanswered + counters["unanswered"],
+            unanswered_sample=(t.unanswered_sample + [
+                f"{_endpoint(a, ap)} <-> {_endpoint(b, bp)}"
+                for a, ap, b, bp in counters["unanswered_sample"]])[:8],
+            evicted=t.evicted)
+        summary.warnings = warnings(counters, snaplens)
+        return summary
+
+
+def _endpoint(ip: str, port: int) -> str:
+    return f"[{ip}]:{port}" if ":" in ip else f"{ip}:{port}"
+
+
+def linktype_name(linktype: int) -> str:
+    return LINKTYPE_NAMES.get(linktype) or OTHER_LINKTYPE_NAMES.get(linktype) or "unknown"
+
+
+def warnings(counters: dict[str, Any], snaplens: Iterable[int] = ()) -> list[str]:
+    """What the engine could not search, one line each (also the JSON summary's)."""
+    lines = []
+    for linktype, count in sorted(counters["unsupported"].items()):
+        lines.append(f"{count} frame{'s' if count != 1 else ''} of link type {linktype} "
+                     f"({linktype_name(linktype)}) could not be searched: smctrace reads "
+                     "Ethernet, Linux cooked (SLL, SLL2), raw IP and BSD loopback frames")
+    snap = min((s for s in snaplens if s), default=0)
+    snap_text = f" ({snap} bytes)" if snap else ""
+    if counters["cut_headers"]:
+        n = counters["cut_headers"]
+        lines.append(f"{n} TCP segment{'s' if n != 1 else ''} cut inside their headers by "
+                     f"the capture's snap length{snap_text} could not be searched "
+                     "(capture with -s 0, or at least 1280 bytes)")
+    if counters["cut_payload"]:
+        n = counters["cut_payload"]
+        lines.append(f"{n} CLC segment{'s' if n != 1 else ''} cut by the capture's snap "
+                     f"length{snap_text}: their messages are truncated (capture with -s 0, "
+                     "or at least 1280 bytes)")
+    return lines

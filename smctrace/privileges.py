@@ -15,7 +15,7 @@ import os
 import pwd
 from collections.abc import Iterable
 
-from smctrace.live.capabilities import CAP_BPF
+from smctrace.capabilities import CAP_BPF
 
 __all__ = ["CAP_BPF", "PrivilegeError", "drop_privileges"]
 

@@ -2,7 +2,10 @@
 
 A :class:`ClcStream` reassembles the *CLC phase* of one TCP direction: the bytes from the
 first payload byte after the SYN up to the point where CLC is over (the connection logic
-says so, or a payload that is not CLC shows up).  It copes with what real captures hold:
+says so, or a payload that is not CLC shows up).  It stays anchored for the whole life of
+its connection: after the last message it keeps only its next sequence number, so bytes
+seen again are never decoded twice and a late Decline is reassembled like any message.
+It copes with what real captures hold:
 out-of-order segments, retransmissions and overlaps, messages split across segments,
 several messages in one segment, a capture that started after the SYN, and holes that are
 never filled (the capture missed a segment that the peer did receive).
@@ -15,10 +18,16 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from smctrace.clc import EYECATCHER_D, EYECATCHER_R, HEADER_LEN, MAX_MESSAGE_LEN, peek_header
+from smctrace.match.rule import (
+    CLC_HEADER_LEN,
+    CLC_MAX_LEN,
+    EYECATCHER_D,
+    EYECATCHER_R,
+    plausible_clc_header,
+)
 
 SEQ_MOD = 1 << 32
-MAX_BUFFERED = 4 * MAX_MESSAGE_LEN  # in-order partial message + out-of-order segments
+MAX_BUFFERED = 4 * CLC_MAX_LEN  # in-order partial message + out-of-order segments
 MAX_PENDING_SEGMENTS = 32
 
 
@@ -29,9 +38,8 @@ def seq_diff(a: int, b: int) -> int:
 
 
 def starts_clc(payload: bytes) -> bool:
-    """True if the payload begins with an eyecatcher and a plausible CLC header."""
-    head = peek_header(payload)
-    return head is not None and head.plausible
+    """True if the payload begins with a plausible CLC header (the rule's test)."""
+    return plausible_clc_header(payload) > 0
 
 
 def could_be_clc_prefix(data: bytes) -> bool:
@@ -84,13 +92,16 @@ class ClcStream:
     """Reassembles the CLC phase of one TCP direction into whole messages."""
 
     __slots__ = ("_buffer", "_buffer_seq", "_last_frame", "_last_time", "_pending",
-                 "closed", "next_seq")
+                 "closed", "next_seq", "retransmitted")
 
     def __init__(self, next_seq: int | None = None) -> None:
         # next_seq is None until we know where the stream starts: SYN seen (ISN + 1) or,
         # for a capture that began mid-connection, the first segment carrying a CLC header.
         self.next_seq = next_seq
         self.closed = False
+        # Segments that brought no new byte (retransmissions; copies of one segment seen
+        # twice are dropped before, by the rule's duplicate filter).
+        self.retransmitted = 0
         self._buffer = bytearray()  # bytes of the message being assembled
         self._buffer_seq = 0
         self._pending: list[_Pending] = []
@@ -112,6 +123,7 @@ class ClcStream:
             self._hold(seq, payload, time, frame, events)
             return events
         if -offset >= len(payload):
+            self.retransmitted += 1
             return events  # pure retransmission of bytes already taken
         self._append(payload[-offset:] if offset else payload, time, frame, events)
         if self._pending:
@@ -122,6 +134,7 @@ class ClcStream:
               events: list[StreamEvent]) -> None:
         """Keep an out-of-order segment until the hole before it is filled."""
         if any(p.seq == seq and len(p.payload) >= len(payload) for p in self._pending):
+            self.retransmitted += 1
             return  # retransmission of a segment we already hold
         self._pending.append(_Pending(seq, payload, time, frame))
         held = sum(len(p.payload) for p in self._pending) + len(self._buffer)
@@ -161,31 +174,31 @@ class ClcStream:
         ``_buffer_seq``); keep an incomplete rest in the buffer for the next segment."""
         pos, end = 0, len(data)
         while pos < end and not self.closed:
-            if end - pos < HEADER_LEN:
+            if end - pos < CLC_HEADER_LEN:
                 if could_be_clc_prefix(data[pos:]):
                     break
                 self._non_clc(events)
                 return
-            head = peek_header(data, pos)
-            if head is None or not head.plausible:
+            length = plausible_clc_header(data, pos)
+            if not length:
                 # Not a CLC header where one must start: either application data (the
                 # phase is over) or a message whose header is corrupt.  With an
                 # eyecatcher but an impossible header we still hand it to the decoder so
                 # that it is reported as malformed, and stop framing this direction.
-                if head is not None:
+                if data[pos : pos + 4] in (EYECATCHER_R, EYECATCHER_D):
                     events.append(StreamMessage(self._last_time,
-                                                data[pos:pos + MAX_MESSAGE_LEN],
+                                                data[pos:pos + CLC_MAX_LEN],
                                                 self._buffer_seq, self._last_frame))
                     self.close()
                 else:
                     self._non_clc(events)
                 return
-            if end - pos < head.length:
+            if end - pos < length:
                 break
-            events.append(StreamMessage(self._last_time, data[pos:pos + head.length],
+            events.append(StreamMessage(self._last_time, data[pos:pos + length],
                                         self._buffer_seq, self._last_frame))
-            pos += head.length
-            self._buffer_seq = (self._buffer_seq + head.length) % SEQ_MOD
+            pos += length
+            self._buffer_seq = (self._buffer_seq + length) % SEQ_MOD
         if pos < end and not self.closed:
             self._buffer = bytearray(data[pos:])
 

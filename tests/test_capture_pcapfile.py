@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import io
+import json
 import os
 import shutil
 import struct
@@ -12,6 +13,7 @@ import sys
 import threading
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -20,7 +22,6 @@ from hypothesis import strategies as st
 from smctrace.capture import pcapfile
 from smctrace.capture.pcapfile import CaptureFile
 from smctrace.capture.pcapwriter import PcapngWriter, PcapWriter
-from smctrace.capture.prefilter import NATIVE, Prefilter
 from smctrace.frame import (
     LINKTYPE_ETHERNET,
     LINKTYPE_LINUX_SLL,
@@ -30,6 +31,7 @@ from smctrace.frame import (
     CaptureError,
     Frame,
 )
+from smctrace.match.engine import NATIVE, Segment, new_engine
 from smctrace.packet import ACK, FIN, SYN, parse_frame
 from tests.support.synth import clc_like_payload, tcp_frame
 
@@ -41,11 +43,26 @@ MODES = [None, False] + ([True] if NATIVE else [])
 
 def read_all(
     source: bytes | str, native: bool | None = None, prefilter: bool = False
-) -> list[Frame]:
-    """Every frame (or candidate) of a capture given as bytes or a path."""
+) -> list[Any]:
+    """Every frame of a capture given as bytes or a path, or with ``prefilter`` the
+    segments that cross the rule (engine: C if ``native``, Python if False)."""
     stream = io.BytesIO(source) if isinstance(source, bytes) else source
     with CaptureFile(stream) as capture:
-        return list(capture.frames(Prefilter(native=native) if prefilter else None))
+        if not prefilter:
+            return list(capture.frames())
+        engine = new_engine(native=native, keep_frames=True)
+        return [Segment._make(seg) for seg in capture.segments(engine)]
+
+
+def walk(capture: CaptureFile, mode: bool | None) -> Iterator[Any]:
+    """Frames (mode None), or the segments that cross the rule (C engine if mode), one
+    by one (so that what came before an error is kept)."""
+    if mode is None:
+        yield from capture.frames()
+        return
+    engine = new_engine(native=mode, keep_frames=True)
+    for seg in capture.segments(engine):
+        yield Segment._make(seg)
 
 
 def sample_frames() -> list[bytes]:
@@ -84,7 +101,9 @@ def test_pcap_byte_orders_and_resolutions(big_endian: bool, nanosecond: bool) ->
     for index, frame in enumerate(read):
         assert frame.time == pytest.approx(1_700_000_000 + index + 0.123456, abs=1e-6)
         assert frame.linktype == LINKTYPE_ETHERNET
-    assert [f.number for f in read_all(stream.getvalue(), prefilter=True)] == [1, 2, 4]
+    # the SYN is held until the SYN-ACK; the server data ending the phase shows its first
+    # bytes; the FIN closes the connection
+    assert [f.number for f in read_all(stream.getvalue(), prefilter=True)] == [1, 2, 4, 5, 6]
 
 
 def test_pcap_nanosecond_precision() -> None:
@@ -144,7 +163,8 @@ def test_pcapng_interfaces_linktypes_and_resolutions(big_endian: bool) -> None:
     assert frames[2].time == pytest.approx(1_700_000_002.75, abs=1e-6)
     segments = [parse_frame(frame) for frame in frames]
     assert [s.payload if s else None for s in segments] == [b"", b"abc", CLC_DECLINE]
-    assert [f.number for f in read_all(data, prefilter=True)] == [1, 3]
+    # the SYN never gets an answer: only counted; the Decline crosses
+    assert [f.number for f in read_all(data, prefilter=True)] == [3]
 
 
 def test_pcapng_sections_with_different_byte_orders_reset_interfaces() -> None:
@@ -162,26 +182,27 @@ def test_pcapng_sections_with_different_byte_orders_reset_interfaces() -> None:
                 4,
             )
         else:
-            assert [f.number for f in frames] == [1, 3]
+            assert [f.number for f in frames] == [3]  # the unanswered SYN does not cross
 
 
 def test_pcapng_simple_packet_blocks_inherit_time_and_respect_orig_len() -> None:
     stream = io.BytesIO()
     writer = PcapngWriter(stream)
     writer.add_interface(LINKTYPE_ETHERNET, snaplen=100)
-    syn = tcp_frame("10.0.0.1", "10.0.0.2", 1, 2, flags=SYN, smc_option=True)
-    writer.write_simple(syn)  # before any timed packet: time 0
+    clc = tcp_frame("10.0.0.1", "10.0.0.2", 1, 2, payload=clc_like_payload(4, 28))
+    writer.write_simple(clc)  # before any timed packet: time 0
     writer.write(0, 42.5, tcp_frame("10.0.0.1", "10.0.0.2", 1, 2))
-    odd = syn + b"\x00"  # 1 byte of block padding must not become frame data
-    writer.write_simple(odd)
-    big = tcp_frame("10.0.0.1", "10.0.0.2", 1, 2, flags=SYN, smc_option=True, payload=b"p" * 500)
+    odd = tcp_frame("10.0.0.1", "10.0.0.2", 3, 4, payload=clc_like_payload(4, 28))
+    writer.write_simple(odd + b"\x00")  # 1 byte of block padding must not become data
+    big = tcp_frame("10.0.0.1", "10.0.0.2", 5, 6, payload=clc_like_payload(1, 600))
     writer.write_simple(big[:100], orig_len=len(big))  # cut at the snap length
     for mode in (None, *MODES):
-        frames = read_all(stream.getvalue(), native=mode, prefilter=mode is not None)
-        by_number = {f.number: f for f in frames}
-        assert by_number[1].time == 0.0 and by_number[1].data == syn
-        assert by_number[3].time == 42.5 and by_number[3].data == odd
-        assert by_number[4].data == big[:100] and by_number[4].orig_len == len(big)
+        items = read_all(stream.getvalue(), native=mode, prefilter=mode is not None)
+        by_number = {f.number: f for f in items}
+        got = {n: f.data if mode is None else f.frame for n, f in by_number.items()}
+        assert by_number[1].time == 0.0 and got[1] == clc
+        assert by_number[3].time == 42.5 and got[3] == (odd + b"\x00" if mode is None else odd)
+        assert got[4] == big[:100] and by_number[4].orig_len == len(big)
         assert (2 in by_number) is (mode is None)
 
 
@@ -189,11 +210,11 @@ def test_pcapng_obsolete_packet_block() -> None:
     stream = io.BytesIO()
     writer = PcapngWriter(stream)
     writer.add_interface(LINKTYPE_ETHERNET, tsresol=6)
-    syn = tcp_frame("10.0.0.1", "10.0.0.2", 1, 2, flags=SYN, smc_option=True)
-    writer.write_obsolete(0, 12.5, syn)
+    clc = tcp_frame("10.0.0.1", "10.0.0.2", 1, 2, payload=clc_like_payload(1, 52))
+    writer.write_obsolete(0, 12.5, clc)
     writer.write_obsolete(0, 13.5, tcp_frame("10.0.0.1", "10.0.0.2", 1, 2))
     frames = read_all(stream.getvalue())
-    assert [(f.time, f.data == syn) for f in frames] == [(12.5, True), (13.5, False)]
+    assert [(f.time, f.data == clc) for f in frames] == [(12.5, True), (13.5, False)]
     for mode in MODES[1:]:
         assert [f.number for f in read_all(stream.getvalue(), mode, prefilter=True)] == [1]
 
@@ -251,7 +272,7 @@ def test_small_chunks_records_spanning_boundaries(
     for mode in MODES[1:]:
         expected = read_all(data, native=False, prefilter=True)
         with CaptureFile(io.BytesIO(data)) as capture:
-            got = list(capture.frames(Prefilter(native=mode)))
+            got = list(walk(capture, mode))
             assert capture.frames_read == len(frames)
         assert got == expected
 
@@ -279,7 +300,7 @@ def test_trickling_stream(step: int) -> None:
     with CaptureFile(TrickleReader(data, step)) as capture:  # type: ignore[arg-type]
         assert [frame.data for frame in capture.frames()] == frames
     with CaptureFile(TrickleReader(data, step)) as capture:  # type: ignore[arg-type]
-        candidates = list(capture.frames(Prefilter()))
+        candidates = list(walk(capture, NATIVE))
     assert candidates == read_all(data, prefilter=True)
 
 
@@ -296,9 +317,7 @@ def test_os_pipe_with_writer_thread() -> None:
     thread = threading.Thread(target=feed)
     thread.start()
     with os.fdopen(read_fd, "rb") as reader, CaptureFile(reader) as capture:
-        assert [frame.data for frame in capture.frames(Prefilter())] == [
-            frame.data for frame in read_all(data, prefilter=True)
-        ]
+        assert list(walk(capture, NATIVE)) == read_all(data, prefilter=True)
         assert capture.frames_read == len(frames)
     thread.join()
 
@@ -307,13 +326,13 @@ def test_os_pipe_with_writer_thread() -> None:
 def test_live_pipe_hands_out_a_frame_before_the_next_arrives(fmt: str) -> None:
     """A live `tcpdump -U -w - |` pipe: the reader must not wait for more data first."""
     stream = io.BytesIO()
-    syn = tcp_frame("10.0.0.1", "10.0.0.2", 1, 2, flags=SYN, smc_option=True)
+    clc = tcp_frame("10.0.0.1", "10.0.0.2", 1, 2, payload=clc_like_payload(1, 52))
     if fmt == "pcap":
-        PcapWriter(stream, LINKTYPE_ETHERNET).write(1.0, syn)
+        PcapWriter(stream, LINKTYPE_ETHERNET).write(1.0, clc)
     else:
         writer = PcapngWriter(stream)
         writer.add_interface(LINKTYPE_ETHERNET)
-        writer.write(0, 1.0, syn)
+        writer.write(0, 1.0, clc)
     read_fd, write_fd = os.pipe()
     got_frame = threading.Event()
 
@@ -326,30 +345,24 @@ def test_live_pipe_hands_out_a_frame_before_the_next_arrives(fmt: str) -> None:
     thread = threading.Thread(target=feed)
     thread.start()
     with os.fdopen(read_fd, "rb") as reader, CaptureFile(reader) as capture:
-        frames = capture.frames(Prefilter())
-        first = next(frames)
+        segments = capture.segments(new_engine(keep_frames=True))
+        first = Segment._make(next(segments))
         handed_out_while_open = thread.is_alive()
         got_frame.set()
-        assert list(frames) == []
+        assert list(segments) == []
     thread.join()
-    assert first.data == syn
+    assert first.frame == clc
     assert handed_out_while_open
 
 
 def test_stdin_dash_in_a_subprocess(tmp_path: Path) -> None:
     data, frames = big_capture(200)
-    script = (
-        "from smctrace.capture.pcapfile import CaptureFile\n"
-        "from smctrace.capture.prefilter import Prefilter\n"
-        "with CaptureFile('-') as c:\n"
-        "    n = sum(1 for _ in c.frames(Prefilter()))\n"
-        "    print(c.format, c.frames_read, n)\n"
-    )
     result = subprocess.run(
-        [sys.executable, "-c", script], input=data, capture_output=True, check=True, cwd=REPO
-    )
-    expected = len(read_all(data, prefilter=True))
-    assert result.stdout.decode().split() == ["pcap", str(len(frames)), str(expected)]
+        [sys.executable, "-m", "smctrace", "-f", "-", "--json"], input=data,
+        capture_output=True, check=True, cwd=REPO)
+    summary = json.loads(result.stdout.decode().splitlines()[-1])
+    assert (summary["frames"], summary["segments"]) == (len(frames),
+                                                         len(read_all(data, prefilter=True)))
 
 
 # -- damage ---------------------------------------------------------------------------
@@ -385,7 +398,7 @@ def test_truncated_pcap_record_yields_prefix_then_error(mode: bool | None) -> No
     cut = data[: last_start + 16 + 10]
     got: list[Frame] = []
     with CaptureFile(io.BytesIO(cut)) as capture, pytest.raises(CaptureError) as error:
-        for frame in capture.frames(Prefilter(native=mode) if mode is not None else None):
+        for frame in walk(capture, mode):
             got.append(frame)
     expected = f"truncated record at byte {last_start} (frame 20): {len(frames[-1])} bytes "
     assert expected + "announced, 10 present" in str(error.value)
@@ -409,7 +422,7 @@ def test_corrupt_pcap_caplen(mode: bool | None) -> None:
         pytest.raises(CaptureError, match="captured length 2147483647 exceeds"),
         CaptureFile(io.BytesIO(bad)) as capture,
     ):
-        got.extend(capture.frames(Prefilter(native=mode) if mode is not None else None))
+        got.extend(walk(capture, mode))
     assert len(got) == len(read_all(data, native=mode, prefilter=mode is not None))
 
 
@@ -445,7 +458,7 @@ def test_pcapng_damage(mode: bool | None) -> None:
             pytest.raises(CaptureError, match=message),
             CaptureFile(io.BytesIO(content)) as capture,
         ):
-            got.extend(capture.frames(Prefilter(native=mode) if mode is not None else None))
+            got.extend(walk(capture, mode))
         # truncation damages the last block (frame 12); every other case appends after it
         truncated = message == "truncated block at byte"
         expected = [f for f in good_prefix if not truncated or f.number < 12]
@@ -499,7 +512,7 @@ def test_reader_on_mutated_files_stops_cleanly(
     except CaptureError as error:
         assert "\n" not in str(error)
     else:
-        assert all(isinstance(frame.data, bytes) for frame in frames)
+        assert all(isinstance(f.data if mode is None else f.payload, bytes) for f in frames)
 
 
 # -- real captures --------------------------------------------------------------------
@@ -523,21 +536,37 @@ def test_real_captures_frame_counts_match_tcpdump(path: Path) -> None:
         assert capture.bytes_read == path.stat().st_size
     if shutil.which("tshark") is None:
         pytest.skip("tshark not installed: it is the oracle for the candidate set")
-    # Independent oracle: tshark's SMC-option SYN/SYN-ACKs and the TCP segments its SMC
-    # heuristic recognises (a payload starting with an eyecatcher).  Without watched flows
-    # the candidates must be exactly these frames.
-    oracle = subprocess.run(
-        ["tshark", "-r", str(path), "-Y",
-         "tcp.options.experimental.exid == 0xe2d4 || (tcp && smc)",
-         "-T", "fields", "-e", "frame.number"],
+    # Independent oracle, from tshark's dissection: the SMC-option SYN/SYN-ACKs and the
+    # segments its SMC heuristic recognises (a payload starting with an eyecatcher), plus,
+    # of those connections, the SYN-ACK (a fallback when it lacks the option) and the
+    # first FIN or RST, which ends what the rule follows.
+    fields = subprocess.run(
+        ["tshark", "-r", str(path), "-Y", "tcp", "-T", "fields", "-e", "frame.number",
+         "-e", "tcp.stream", "-e", "tcp.flags.syn", "-e", "tcp.flags.ack", "-e",
+         "tcp.flags.fin", "-e", "tcp.flags.reset", "-e", "tcp.options.experimental.exid",
+         "-e", "smc.clc_msg"],
         capture_output=True, check=True, text=True,
     )
-    expected_candidates = [int(n) for n in oracle.stdout.split()]
+    rows = [line.split("\t") for line in fields.stdout.splitlines()]
+    smc_streams = {row[1] for row in rows if row[6] or row[7]}
+    expected_kept: list[int] = []
+    closed: set[str] = set()
+    for number, stream, syn, ack, fin, rst, exid, clc in rows:
+        if stream not in smc_streams or stream in closed:
+            continue
+        flag = {"1", "True"}.__contains__
+        if exid or clc or (flag(syn) and flag(ack)):
+            expected_kept.append(int(number))
+            if flag(syn) and flag(ack) and not exid:
+                closed.add(stream)  # a fallback in the TCP handshake: nothing more
+        elif flag(fin) or flag(rst):
+            expected_kept.append(int(number))
+            closed.add(stream)
     for mode in MODES[1:]:
         with CaptureFile(str(path)) as capture:
-            candidates = list(capture.frames(Prefilter(native=mode)))
+            kept = list(walk(capture, mode))
             assert capture.frames_read == expected
-        assert [f.number for f in candidates] == expected_candidates
+        assert [f.number for f in kept] == expected_kept
 
 
 @pytest.mark.skipif(shutil.which("tshark") is None, reason="tshark not installed")

@@ -6,13 +6,8 @@ from dataclasses import dataclass, field
 
 import pytest
 
-from smctrace.connections import (
-    ConnectionOutcome,
-    ConnectionTracker,
-    EventSink,
-    GapEvent,
-    MessageEvent,
-)
+from smctrace.connections import SYN_GIVE_UP, ConnectionTracker
+from smctrace.events import ConnectionOutcome, EventSink, GapEvent, MessageEvent
 from smctrace.packet import ACK, FIN, PSH, RST, SYN, Segment
 from tests.vectors import (
     ACCEPT_D_V1,
@@ -59,8 +54,8 @@ class Conversation:
         self.time += dt
         a, b = (self.client, self.server) if sender == "client" else (self.server, self.client)
         s = self.seq[sender] if seq is None else seq
-        self.t.on_segment(Segment(self.time, a[0], b[0], a[1], b[1], s, 0, flags, smc_option,
-                                  payload, len(payload)))
+        self.t.on_segment(Segment(self.time, 0, 0, a[0], b[0], a[1], b[1], s, 0, flags,
+                                  smc_option, payload, len(payload), None, 1, 0))
         if seq is None:
             self.seq[sender] = (s + len(payload) + (1 if flags & (SYN | FIN) else 0)) % (1 << 32)
 
@@ -159,15 +154,14 @@ def test_synack_without_option_is_fallback() -> None:
     assert "did not answer the SMC option" in o.reason
 
 
-def test_plain_tcp_is_only_counted_once_per_connection() -> None:
+def test_plain_tcp_makes_no_state() -> None:
     rec = Recorder()
     tracker = ConnectionTracker(rec)
     conv = Conversation(tracker)
     conv.handshake(syn_option=False, synack_option=False)
-    conv.seg("client", SYN, seq=CISN)  # retransmitted SYN
     conv.send("client", b"GET / HTTP/1.1\r\n\r\n")
     tracker.finish()
-    assert rec.outcomes == [] and tracker.plain_tcp == 1
+    assert rec.outcomes == [] and tracker.followed == 0 and tracker.unanswered == 0
 
 
 def test_fin_during_clc_is_failed() -> None:
@@ -245,44 +239,13 @@ def test_ipv6_endpoints_are_bracketed() -> None:
     assert str(o.conn.client) == "[2001:db8::2]:40000"
 
 
-def test_every_watch_is_undone_exactly_once() -> None:
-    """The capture prefilter counts watches per flow bucket: an extra unwatch would
-    silently drop another connection's CLC segments when their buckets collide."""
-    balance: dict[tuple[str, int, str, int], int] = {}
-
-    def watch(cid: object, on: bool) -> None:
-        assert hasattr(cid, "client") and hasattr(cid, "server")
-        key = (cid.client.ip, cid.client.port, cid.server.ip, cid.server.port)  # type: ignore[attr-defined]
-        balance[key] = balance.get(key, 0) + (1 if on else -1)
-        assert balance[key] in (0, 1)
-
-    rec = Recorder()
-    tracker = ConnectionTracker(rec, watch)
-    for port, script, end in (
-        (40001, [("client", PROPOSAL_V1_52), ("server", ACCEPT_R_V1), ("client", CONFIRM_R_V1)],
-         FIN),  # smc: unwatched at the Confirm, reported at the FIN
-        (40002, [("client", PROPOSAL_V1_52), ("server", DECLINE_V2)], 0),  # fallback
-        (40003, [("client", PROPOSAL_V1_52)], RST),  # failed
-        (40004, [("client", PROPOSAL_V1_52)], 0),  # incomplete at finish()
-    ):
-        conv = Conversation(tracker, ("10.0.0.2", port))
-        conv.handshake()
-        for sender, payload in script:
-            conv.send(sender, payload)
-        if end:
-            conv.seg("server", end | ACK)
-    tracker.finish()
-    assert len(rec.outcomes) == 4
-    assert balance and all(v == 0 for v in balance.values())
-
-
 def test_only_connections_with_timers_are_visited_by_advance() -> None:
     """A flood of half-open SMC connections must not make every time tick a full scan."""
     rec = Recorder()
     tracker = ConnectionTracker(rec)
     for port in range(41000, 41500):  # half-open: SYN only, nothing to wait for
         Conversation(tracker, ("10.0.0.3", port)).seg("client", SYN, seq=CISN, smc_option=True)
-    assert len(tracker._conns) == 500 and not tracker._timed
+    assert len(tracker._syns) == 500 and not tracker._conns and not tracker._timed
     smc = Conversation(tracker, ("10.0.0.4", 42000))
     smc.handshake()
     for sender, payload in [("client", PROPOSAL_V1_52), ("server", ACCEPT_R_V1),
@@ -296,3 +259,100 @@ def test_only_connections_with_timers_are_visited_by_advance() -> None:
     assert not tracker._timed
     assert [o.outcome for o in rec.outcomes] == ["smc"]
     assert len(rec.gaps) == 1
+
+
+def smc_r_handshake(conv: Conversation) -> None:
+    conv.handshake()
+    for sender, payload in [("client", PROPOSAL_V1_52), ("server", ACCEPT_R_V1),
+                            ("client", CONFIRM_R_V1)]:
+        conv.send(sender, payload)
+
+
+def test_a_confirm_seen_twice_is_one_message() -> None:
+    """The streams stay anchored after the Confirm: its copy (a second interface, or a
+    TCP retransmission) is not decoded again, and a retransmission is counted."""
+    rec = Recorder()
+    tracker = ConnectionTracker(rec)
+    conv = Conversation(tracker)
+    smc_r_handshake(conv)
+    confirm_seq = conv.seq["client"] - len(CONFIRM_R_V1)
+    conv.seg("client", PSH | ACK, CONFIRM_R_V1, seq=confirm_seq, dt=0.3)
+    conv.seg("server", FIN | ACK)
+    [o] = rec.outcomes
+    assert o.outcome == "smc" and o.messages == ("proposal", "accept", "confirm")
+    assert len(rec.messages) == 3 and o.retransmissions == 1
+
+
+def test_a_late_decline_split_across_segments_decides() -> None:
+    rec = Recorder()
+    tracker = ConnectionTracker(rec)
+    conv = Conversation(tracker)
+    smc_r_handshake(conv)
+    for a, b in ((0, 5), (5, 30), (30, len(DECLINE_V2))):  # the header split, too
+        conv.seg("client", PSH | ACK, DECLINE_V2[a:b], seq=conv.seq["client"] + a, dt=1.7)
+    [o] = rec.outcomes
+    assert o.outcome == "fallback" and o.decline_from == "client"
+    assert o.messages == ("proposal", "accept", "confirm", "decline")
+
+
+def test_a_late_decline_retransmitted_and_reordered_decides_once() -> None:
+    rec = Recorder()
+    tracker = ConnectionTracker(rec)
+    conv = Conversation(tracker)
+    smc_r_handshake(conv)
+    start = conv.seq["client"]
+    conv.seg("client", PSH | ACK, DECLINE_V2[20:], seq=start + 20, dt=2.0)
+    conv.seg("client", PSH | ACK, DECLINE_V2[20:], seq=start + 20)
+    conv.seg("client", PSH | ACK, DECLINE_V2[:20], seq=start)
+    conv.seg("client", PSH | ACK, DECLINE_V2, seq=start)
+    [o] = rec.outcomes
+    assert o.outcome == "fallback" and [m.message.kind for m in rec.messages].count(
+        "decline") == 1
+
+
+def test_unanswered_syns_are_reported_together_not_one_by_one() -> None:
+    rec = Recorder()
+    tracker = ConnectionTracker(rec)
+    for port in range(45000, 45020):
+        Conversation(tracker, ("10.0.0.9", port)).seg("client", SYN, seq=CISN,
+                                                      smc_option=True)
+    tracker.finish()
+    assert rec.outcomes == [] and tracker.unanswered == 20
+    assert tracker.unanswered_sample[0] == "10.0.0.9:45000 -> 10.0.0.1:7001"
+    assert len(tracker.unanswered_sample) == 8
+
+
+def test_an_unanswered_syn_expires_after_the_syn_retries() -> None:
+    rec = Recorder()
+    tracker = ConnectionTracker(rec)
+    conv = Conversation(tracker)
+    conv.seg("client", SYN, seq=CISN, smc_option=True)
+    tracker.advance(conv.time + SYN_GIVE_UP - 1)
+    assert tracker.unanswered == 0
+    tracker.advance(conv.time + SYN_GIVE_UP + 1)
+    assert tracker.unanswered == 1 and not tracker._syns
+
+
+def test_a_syn_ack_without_a_seen_syn_starts_the_connection() -> None:
+    rec = Recorder()
+    tracker = ConnectionTracker(rec)
+    conv = Conversation(tracker)
+    conv.seg("server", SYN | ACK, seq=SISN, smc_option=True)
+    conv.send("client", PROPOSAL_V1_52)
+    conv.send("server", DECLINE_V2)
+    [o] = rec.outcomes
+    assert o.outcome == "fallback" and o.syn_option is None and o.synack_option is True
+    assert str(o.conn.client) == "10.0.0.2:40000"
+
+
+def test_a_full_table_evicts_and_says_so() -> None:
+    rec = Recorder()
+    tracker = ConnectionTracker(rec, max_connections=3)
+    for port in range(46000, 46005):
+        conv = Conversation(tracker, ("10.0.0.7", port))
+        conv.handshake()
+        conv.send("client", PROPOSAL_V1_52)
+    assert tracker.evicted == 2 and tracker.followed == 3
+    evicted = [o for o in rec.outcomes if o.outcome == "incomplete"]
+    assert [o.conn.client.port for o in evicted] == [46000, 46001]
+    assert evicted[0].reason.startswith("evicted: connection table full (3 ")

@@ -26,7 +26,7 @@ import pytest
 
 from smctrace.frame import LINKTYPE_ETHERNET, LINKTYPE_LINUX_SLL2, Frame
 from smctrace.live import LiveCapture, LiveError, program_source
-from smctrace.live.bcc_backend import bcc_problem
+from smctrace.match.bcc import bcc_problem
 from smctrace.packet import ACK, FIN, PSH, SYN
 from tests.support.synth import tcp_frame
 
@@ -269,10 +269,11 @@ def test_vlan_tag_is_restored(lab: Lab, backend: str) -> None:
 @pytest.mark.parametrize("backend", BACKENDS)
 def test_loopback_frames_counted_once(lab: Lab, backend: str) -> None:
     sender = lab.sender_socket("lo")
-    syn = smc_handshake("127.0.0.1", "127.0.0.1", 40003)[0][1]
+    # A CLC message crosses every time (the same SYN twice would be one SYN to the rule).
+    proposal = smc_handshake("127.0.0.1", "127.0.0.1", 40003)[3][1]
     with lab.capture(["lo"], backend) as capture:
         for _ in range(3):
-            sender.send(syn)
+            sender.send(proposal)
         frames = collect(capture, 3)
     sender.close()
     assert len(frames) == 3
@@ -281,7 +282,7 @@ def test_loopback_frames_counted_once(lab: Lab, backend: str) -> None:
 @pytest.mark.parametrize("backend", BACKENDS)
 def test_any_interface_gives_sll2(lab: Lab, backend: str) -> None:
     sender = lab.sender_socket()
-    syn = smc_handshake("10.4.0.1", "10.4.0.2", 40004)[0][1]
+    syn = smc_handshake("10.4.0.1", "10.4.0.2", 40004)[3][1]  # the Proposal: crosses twice
     with inside(lab.netns):
         receiver_index = socket.if_nametoindex(lab.receiver)
         sender_index = socket.if_nametoindex(lab.sender)
@@ -410,7 +411,7 @@ def test_headerless_device(lab: Lab, backend: str) -> None:
 @pytest.mark.parametrize("backend", BACKENDS)
 def test_receive_queue_overflow_is_counted(lab: Lab, backend: str) -> None:
     sender = lab.sender_socket()
-    syn = smc_handshake("10.7.0.1", "10.7.0.2", 40007)[0][1]
+    syn = smc_handshake("10.7.0.1", "10.7.0.2", 40007)[3][1]  # the Proposal: crosses each time
     capture = LiveCapture([lab.receiver], backend=backend, buffer_bytes=4096)
     with inside(lab.netns):
         capture.attach()
@@ -501,8 +502,8 @@ def test_several_interfaces(lab: Lab, backend: str) -> None:
 
     tun_name, tun = lab.add_tun()
     sender = lab.sender_socket()
-    syn = smc_handshake("10.10.0.1", "10.10.0.2", 40010)[0][1]
-    syn_raw = tcp_frame("10.10.1.1", "10.10.1.2", 40011, 5201, flags=SYN, smc_option=True,
+    syn = smc_handshake("10.10.0.1", "10.10.0.2", 40010)[3][1]  # the Proposal
+    syn_raw = tcp_frame("10.10.1.1", "10.10.1.2", 40011, 5201, payload=clc(1, 92),
                         linktype=LINKTYPE_RAW)
     try:
         with lab.capture([lab.receiver, lab.sender, tun_name], backend) as capture:

@@ -9,8 +9,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from smctrace.capture.pcapfile import CaptureFile
-from smctrace.capture.prefilter import Prefilter
-from smctrace.connections import EventSink
+from smctrace.events import EventSink
 from smctrace.frame import CaptureError
 from smctrace.packet import ACK, FIN, PSH, RST, SYN, Segment
 from smctrace.pipeline import Tracer
@@ -21,12 +20,10 @@ CAPTURES = [p.read_bytes() for p in sorted(REAL.glob("*.pcap"))]
 
 
 def trace(data: bytes) -> Tracer:
-    prefilter = Prefilter()
-    tracer = Tracer(EventSink(), prefilter)
+    tracer = Tracer(EventSink())
     try:
         with CaptureFile(io.BytesIO(data)) as capture:
-            for frame in capture.frames(prefilter):
-                tracer.feed(frame)
+            tracer.feed_segments(capture.segments(tracer.engine))
     except CaptureError:
         pass
     tracer.finish()
@@ -82,8 +79,8 @@ def segment_soup(draw: st.DrawFn) -> list[Segment]:
         flags = draw(st.sampled_from([SYN, SYN | ACK, ACK, PSH | ACK, FIN | ACK, RST]))
         seq = draw(st.integers(0, (1 << 32) - 1)) if draw(st.booleans()) else \
             draw(st.integers(0, 300))
-        segs.append(Segment(t, a[0], b[0], a[1], b[1], seq, 0, flags, draw(st.booleans()),
-                            payload, len(payload)))
+        segs.append(Segment(t, 0, 0, a[0], b[0], a[1], b[1], seq, 0, flags,
+                            draw(st.booleans()), payload, len(payload), None, 1, 0))
     return segs
 
 

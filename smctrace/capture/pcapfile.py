@@ -2,9 +2,9 @@
 
 The input is read in large chunks from a path, ``"-"`` (stdin) or any binary stream and
 never seeked, so ``tcpdump -w - | smctrace -f -`` works and memory stays flat in the file
-size.  With a :class:`~smctrace.capture.prefilter.Prefilter`, records are walked by the
-prefilter's scanner (C when built) and only candidate frames become :class:`Frame`
-objects.  Damaged input ends with :class:`CaptureError` after every frame before the
+size.  :meth:`CaptureFile.segments` lets the rule's engine (:mod:`smctrace.match.engine`,
+C when built) walk the records and hands out only the segments that cross; ``frames()``
+yields every frame.  Damaged input ends with :class:`CaptureError` after every frame before the
 damage has been yielded.
 """
 
@@ -12,39 +12,37 @@ from __future__ import annotations
 
 import struct
 import sys
-from array import array
 from collections.abc import Iterator
 from types import TracebackType
-from typing import BinaryIO
+from typing import TYPE_CHECKING, BinaryIO
 
-from smctrace.capture.prefilter import STATUS_CANDIDATE, Prefilter
+from smctrace.capture.formats import (
+    IF_TSOFFSET,
+    IF_TSRESOL,
+    OPT_ENDOFOPT,
+    PCAP_FILE_HEADER_LEN,
+    PCAP_LINKTYPE_MASK,
+    PCAP_MAGIC_NANO,
+    PCAP_MAGICS,
+    PCAP_MAX_CAPLEN_LIMIT,
+    PCAP_MAX_SNAPLEN,
+    PCAP_RECORD_HEADER_LEN,
+    PCAPNG_BYTE_ORDER_MAGIC,
+    PCAPNG_EPB,
+    PCAPNG_IDB,
+    PCAPNG_MAX_BLOCK_LEN,
+    PCAPNG_OPB,
+    PCAPNG_SHB,
+    PCAPNG_SPB,
+    pcapng_time,
+)
 from smctrace.frame import CaptureError, Frame
+
+if TYPE_CHECKING:  # the engine is passed in; the reader only calls it
+    from smctrace.match.engine import EngineLike, SegmentTuple
 
 CHUNK_SIZE = 4 * 1024 * 1024
 
-PCAP_MAGIC_MICRO = 0xA1B2C3D4
-PCAP_MAGIC_NANO = 0xA1B23C4D
-PCAP_MAGICS = (PCAP_MAGIC_MICRO, PCAP_MAGIC_NANO)
-PCAP_FILE_HEADER_LEN = 24
-PCAP_RECORD_HEADER_LEN = 16
-# libpcap's largest snap length; a record claiming more is corrupt unless the file
-# header announced a bigger snap length (capped so a corrupt header cannot make us
-# buffer gigabytes).
-PCAP_MAX_SNAPLEN = 262144
-PCAP_MAX_CAPLEN_LIMIT = 64 * 1024 * 1024
-# The link type field's upper bits carry FCS information (pcap-linktype(7)).
-PCAP_LINKTYPE_MASK = 0x03FFFFFF
-
-PCAPNG_SHB = 0x0A0D0D0A
-PCAPNG_IDB = 0x00000001
-PCAPNG_OPB = 0x00000002
-PCAPNG_SPB = 0x00000003
-PCAPNG_EPB = 0x00000006
-PCAPNG_BYTE_ORDER_MAGIC = 0x1A2B3C4D
-PCAPNG_MAX_BLOCK_LEN = 64 * 1024 * 1024
-IF_TSRESOL = 9
-IF_TSOFFSET = 14
-OPT_ENDOFOPT = 0
 
 
 def _describe_os_error(error: OSError) -> str:
@@ -157,6 +155,8 @@ class CaptureFile:
         self._stream = stream
         self._buffer = _ChunkBuffer(stream)
         self.frames_read = 0
+        self.linktypes: set[int] = set()  # link types the file declares
+        self.snaplens: set[int] = set()  # snap lengths the file declares (0: none)
         self._iterating = False
         try:
             self.format = self._read_magic()
@@ -208,16 +208,32 @@ class CaptureFile:
 
     # -- iteration ------------------------------------------------------------------
 
-    def frames(self, prefilter: Prefilter | None = None) -> Iterator[Frame]:
-        """Every frame, or with ``prefilter`` only candidate frames, in file order."""
+    def frames(self) -> Iterator[Frame]:
+        """Every frame, in file order (no rule applied: for tools and tests)."""
+        for item in self._walk(None):
+            assert isinstance(item, Frame)
+            yield item
+
+    def segments(self, engine: EngineLike) -> Iterator[SegmentTuple]:
+        """The segments that cross the SMC-relevance rule, in file order.
+
+        The engine walks the records (in C when built); Python reads only what the
+        engine stops at: file and block headers, obsolete packet blocks, records split
+        across reads, and damage (which ends with CaptureError after the valid prefix).
+        """
+        for item in self._walk(engine):
+            assert not isinstance(item, Frame)
+            yield item
+
+    def _walk(self, engine: EngineLike | None) -> Iterator[Frame | SegmentTuple]:
         if self._iterating:
-            raise RuntimeError("frames() can only be iterated once per CaptureFile")
+            raise RuntimeError("a CaptureFile can only be iterated once")
         self._iterating = True
         try:
             if self.format == "pcap":
-                yield from self._pcap_frames(prefilter)
+                yield from self._pcap(engine)
             else:
-                yield from self._pcapng_frames(prefilter)
+                yield from self._pcapng(engine)
         except OSError as error:
             raise CaptureError(f"{self.name}: read error: {_describe_os_error(error)}") from None
 
@@ -229,7 +245,7 @@ class CaptureFile:
 
     # -- classic pcap ---------------------------------------------------------------
 
-    def _pcap_frames(self, prefilter: Prefilter | None) -> Iterator[Frame]:
+    def _pcap(self, engine: EngineLike | None) -> Iterator[Frame | SegmentTuple]:
         buffer = self._buffer
         if not buffer.ensure(PCAP_FILE_HEADER_LEN):
             raise CaptureError(
@@ -243,42 +259,31 @@ class CaptureFile:
         )
         units = 1_000_000_000 if magic == PCAP_MAGIC_NANO else 1_000_000
         linktype = linktype_field & PCAP_LINKTYPE_MASK
+        self.linktypes.add(linktype)
+        self.snaplens.add(snaplen)
         max_caplen = min(max(snaplen, PCAP_MAX_SNAPLEN), PCAP_MAX_CAPLEN_LIMIT)
         swapped = (order == "<") != (sys.byteorder == "little")
         record_header = struct.Struct(order + "IIII")
         buffer.pos += PCAP_FILE_HEADER_LEN
+        out: list[SegmentTuple] = []
 
         while True:
-            if prefilter is not None:
-                data = buffer.view
-                status, position, walked = prefilter.scan_pcap(
-                    data, buffer.pos, buffer.end, swapped, linktype, max_caplen
-                )
+            if engine is not None:
+                _status, position, walked = engine.scan_pcap(
+                    buffer.view, buffer.pos, buffer.end, swapped, linktype, max_caplen,
+                    float(units), self.frames_read, out)
                 self.frames_read += walked
                 buffer.pos = position
-                if status == STATUS_CANDIDATE:
-                    seconds, fraction, caplen, orig_len = record_header.unpack_from(data, position)
-                    start = position + PCAP_RECORD_HEADER_LEN
-                    buffer.pos = start + caplen
-                    yield Frame(
-                        time=seconds + fraction / units,
-                        linktype=linktype,
-                        data=buffer.take(start, start + caplen),
-                        orig_len=orig_len,
-                        number=self.frames_read,
-                    )
-                    continue
-            # The record at buffer.pos is not complete in the window (or the scanner
+                if out:
+                    yield from out
+                    out.clear()
+            # The record at buffer.pos is not complete in the window (or the engine
             # stopped at it): check it and read on, or report the damage.
             if not buffer.ensure(PCAP_RECORD_HEADER_LEN):
                 if buffer.available == 0:
                     return
-                raise self._truncated(
-                    "record header",
-                    buffer.offset,
-                    PCAP_RECORD_HEADER_LEN,
-                    buffer.available,
-                )
+                raise self._truncated("record header", buffer.offset,
+                                      PCAP_RECORD_HEADER_LEN, buffer.available)
             seconds, fraction, caplen, orig_len = record_header.unpack_from(buffer.view, buffer.pos)
             if caplen > max_caplen:
                 raise CaptureError(
@@ -287,47 +292,35 @@ class CaptureFile:
                     f"the maximum {max_caplen}"
                 )
             if not buffer.ensure(PCAP_RECORD_HEADER_LEN + caplen):
-                raise self._truncated(
-                    "record",
-                    buffer.offset,
-                    caplen,
-                    buffer.available - PCAP_RECORD_HEADER_LEN,
-                )
-            if prefilter is not None:
-                continue  # complete now: the scanner takes it from here
+                raise self._truncated("record", buffer.offset, caplen,
+                                      buffer.available - PCAP_RECORD_HEADER_LEN)
+            if engine is not None:
+                continue  # complete now: the engine takes it from here
             start = buffer.pos + PCAP_RECORD_HEADER_LEN
             self.frames_read += 1
-            frame = Frame(
-                time=seconds + fraction / units,
-                linktype=linktype,
-                data=buffer.take(start, start + caplen),
-                orig_len=orig_len,
-                number=self.frames_read,
-            )
+            frame = Frame(time=seconds + fraction / units, linktype=linktype,
+                          data=buffer.take(start, start + caplen), orig_len=orig_len,
+                          number=self.frames_read)
             buffer.pos = start + caplen
             yield frame
 
     # -- pcapng ---------------------------------------------------------------------
 
-    def _pcapng_frames(self, prefilter: Prefilter | None) -> Iterator[Frame]:
+    def _pcapng(self, engine: EngineLike | None) -> Iterator[Frame | SegmentTuple]:
         section = _PcapngSection(self.name)
         buffer = self._buffer
+        out: list[SegmentTuple] = []
         while True:
-            if prefilter is not None and section.interfaces:
-                data = buffer.view
-                status, position, walked, last_epb = prefilter.scan_pcapng(
-                    data, buffer.pos, buffer.end, section.swapped, section.linktypes_native
-                )
+            if engine is not None and section.interfaces:
+                _status, position, walked, section.last_time = engine.scan_pcapng(
+                    buffer.view, buffer.pos, buffer.end, section.swapped, section.interfaces,
+                    section.last_time, self.frames_read, out)
                 self.frames_read += walked
-                if last_epb >= 0:
-                    section.remember_epb_time(data, last_epb)
                 buffer.pos = position
-                if status == STATUS_CANDIDATE:
-                    total = section.word.unpack_from(data, position + 4)[0]
-                    buffer.pos = position + total
-                    yield section.packet_frame(data, position, total, self.frames_read)
-                    continue
-            # Python handles this block: non-packet blocks, damage, or no prefilter.
+                if out:
+                    yield from out
+                    out.clear()
+            # Python handles this block: non-packet blocks, damage, or no engine.
             if not buffer.ensure(12):
                 if buffer.available == 0:
                     if not section.started:
@@ -361,19 +354,27 @@ class CaptureFile:
                     f"length {trailer} differs from leading length {total}"
                 )
             if block_type in (PCAPNG_EPB, PCAPNG_SPB, PCAPNG_OPB):
-                # Reached for every packet block without a prefilter; with one, for OPBs
-                # (unknown to the scanner), blocks that arrived in pieces, and damage.
+                # Reached for every packet block without an engine; with one, for OPBs
+                # (unknown to the engine), blocks that arrived in pieces, and damage.
                 section.check_packet_block(data, position, total, block_offset)
                 self.frames_read += 1
                 frame = section.packet_frame(data, position, total, self.frames_read)
                 buffer.pos = position + total
-                if prefilter is None or prefilter.is_candidate(frame.data, frame.linktype):
+                if engine is None:
                     yield frame
+                    continue
+                engine.feed(frame.data, frame.linktype, frame.time, frame.number,
+                            frame.interface, frame.orig_len, True, out)
+                if out:
+                    yield from out
+                    out.clear()
                 continue
             if block_type == PCAPNG_SHB:
                 section.read_shb(data, position, total, block_offset)
             elif block_type == PCAPNG_IDB:
                 section.read_idb(data, position, total, block_offset)
+                self.linktypes.add(section.interfaces[-1][0])
+                self.snaplens.add(section.interfaces[-1][3])
             # Any other block (statistics, name resolution, custom, ...) is skipped.
             buffer.pos = position + total
 
@@ -389,7 +390,6 @@ class _PcapngSection:
         self.swapped = False
         # Per interface: link type, timestamp units per second, offset (s), snap length.
         self.interfaces: list[tuple[int, int, int, int]] = []
-        self.linktypes_native = b""
         self.last_time = 0.0
 
     def start(self, data: memoryview, position: int, block_offset: int) -> None:
@@ -426,7 +426,6 @@ class _PcapngSection:
                 f"{self.name}: unsupported pcapng version {major} at byte {block_offset}"
             )
         self.interfaces = []
-        self.linktypes_native = b""
 
     def read_idb(self, data: memoryview, position: int, total: int, block_offset: int) -> None:
         if total < 20:
@@ -453,13 +452,6 @@ class _PcapngSection:
                 tsoffset = struct.unpack_from(self.order + "q", data, value_start)[0]
             cursor = value_start + length + (-length % 4)
         self.interfaces.append((linktype, units, tsoffset, snaplen))
-        self.linktypes_native = array("I", (entry[0] for entry in self.interfaces)).tobytes()
-
-    def remember_epb_time(self, data: memoryview, position: int) -> None:
-        """Timestamp of the EPB at ``position``: the time SPBs that follow inherit."""
-        interface, high, low = struct.unpack_from(self.order + "III", data, position + 8)
-        _linktype, units, tsoffset, _snaplen = self.interfaces[interface]
-        self.last_time = ((high << 32) | low) / units + tsoffset
 
     def check_packet_block(self, data: memoryview, position: int, total: int, offset: int) -> None:
         """Raise CaptureError for a packet block whose fields contradict each other."""
@@ -524,7 +516,7 @@ class _PcapngSection:
                 number=number,
             )
         linktype, units, tsoffset, _snaplen = self.interfaces[interface]
-        self.last_time = ((high << 32) | low) / units + tsoffset
+        self.last_time = pcapng_time((high << 32) | low, units, tsoffset)
         return Frame(
             time=self.last_time,
             linktype=linktype,

@@ -10,12 +10,15 @@ from __future__ import annotations
 from enum import IntEnum
 from typing import Final, Literal, TypedDict
 
-EYECATCHER_R: Final = b"\xe2\xd4\xc3\xd9"  # "SMCR" in EBCDIC
-EYECATCHER_D: Final = b"\xe2\xd4\xc3\xc4"  # "SMCD" in EBCDIC
-HEADER_LEN: Final = 8
-TRAILER_LEN: Final = 4
-MAX_MESSAGE_LEN: Final = 652  # sizeof(struct smc_clc_msg_proposal_area)
-MIN_MESSAGE_LEN: Final = 28  # a v1 Decline, the shortest message
+from smctrace.match import rule
+
+# The header's numbers belong to the SMC-relevance rule, which every engine shares.
+EYECATCHER_R: Final = rule.EYECATCHER_R  # "SMCR" in EBCDIC
+EYECATCHER_D: Final = rule.EYECATCHER_D  # "SMCD" in EBCDIC
+HEADER_LEN: Final = rule.CLC_HEADER_LEN
+TRAILER_LEN: Final = rule.CLC_TRAILER_LEN
+MAX_MESSAGE_LEN: Final = rule.CLC_MAX_LEN  # sizeof(struct smc_clc_msg_proposal_area)
+MIN_MESSAGE_LEN: Final = rule.CLC_MIN_LEN  # a v1 Decline, the shortest message
 
 EyecatcherName = Literal["SMC-R", "SMC-D", "invalid"]
 SmcPathName = Literal["SMC-R", "SMC-D"]

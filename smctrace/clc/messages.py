@@ -13,8 +13,6 @@ from dataclasses import dataclass, field
 from typing import Any, ClassVar, Literal
 
 from smctrace.clc.codes import (
-    MAX_MESSAGE_LEN,
-    MIN_MESSAGE_LEN,
     SMC_TYPE_NAMES,
     EyecatcherName,
     MessageType,
@@ -40,15 +38,6 @@ class ClcHeader:
     length: int
     version: int
     flags: int
-
-    @property
-    def plausible(self) -> bool:
-        """type 1..4, version 1..2, 28 <= length <= 652 (same rule as the eBPF filter)."""
-        return (
-            1 <= self.type <= 4
-            and 1 <= self.version <= 2
-            and MIN_MESSAGE_LEN <= self.length <= MAX_MESSAGE_LEN
-        )
 
     @property
     def type_name(self) -> str:

@@ -25,21 +25,20 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from types import TracebackType
 
-from smctrace.frame import LINKTYPE_ETHERNET, LINKTYPE_LINUX_SLL2, Frame
-from smctrace.live import cbpf
-from smctrace.live.bcc_backend import BccFilter, FilterParams, bcc_problem, program_text
-from smctrace.live.capabilities import missing_for_capture
+from smctrace.capabilities import missing_for_capture
+from smctrace.frame import LINKTYPE_ETHERNET, LINKTYPE_LINUX_SLL2, Frame, LinkLayer
 from smctrace.live.errors import LiveError
 from smctrace.live.netdev import (
     ANY_INTERFACE,
     ARPHRD_LOOPBACK,
     Device,
-    LinkLayer,
     bind_packet_socket,
     index_in_namespace_of,
     resolve,
 )
 from smctrace.live.savefile import FrameWriter
+from smctrace.match import cbpf
+from smctrace.match.bcc import BccError, BccFilter, FilterParams, bcc_problem, program_text
 
 SOL_PACKET = 263
 PACKET_ADD_MEMBERSHIP = 1
@@ -118,7 +117,7 @@ class LiveCapture:
         self.attach_seconds = 0.0  # time attach() took (start-up cost of the backend)
         self._channels: list[_Channel] = []
         self._bcc_filters: dict[LinkLayer, BccFilter] = {}
-        self._final_counters: tuple[int, int] | None = None
+        self._final_counters: dict[str, int] | None = None
         self._closed = False
         self._ifindex_by_name: dict[str, int] = {}
 
@@ -159,9 +158,9 @@ class LiveCapture:
                 for link_layer in link_layers:
                     self._bcc_filters[link_layer] = BccFilter(link_layer, self.filter_params)
                 return
-            except LiveError as exc:
+            except BccError as exc:
                 if self.backend == "bcc":
-                    raise
+                    raise LiveError(str(exc)) from None
                 problem = str(exc)
         elif self.backend == "bcc":
             raise LiveError(problem)
@@ -169,10 +168,7 @@ class LiveCapture:
             bcc_filter.close()
         self._bcc_filters.clear()
         self.backend_used = "cbpf"
-        self.notice = (
-            f"using the classic-BPF filter (stateless: no split-message continuations, "
-            f"FIN/RST or fallback SYN-ACKs): {problem}"
-        )
+        self.notice = f"using the classic-BPF filter ({cbpf.LIMITS}): {problem}"
 
     def _open_channel(self, index: int, device: Device) -> _Channel:
         kind = socket.SOCK_RAW if device.link_layer == LinkLayer.ETHERNET else socket.SOCK_DGRAM
@@ -373,30 +369,35 @@ class LiveCapture:
                 channel.received += packets
                 channel.dropped += drops
 
-    def _filter_counters(self) -> tuple[int, int]:
+    def _filter_counters(self) -> dict[str, int]:
         if self._final_counters is not None:
             return self._final_counters
-        seen = kept = 0
+        totals: dict[str, int] = {}
         for bcc_filter in self._bcc_filters.values():
-            filter_seen, filter_kept = bcc_filter.counters()
-            seen += filter_seen
-            kept += filter_kept
-        return seen, kept
+            for name, value in bcc_filter.counters().items():
+                totals[name] = totals.get(name, 0) + value
+        return totals
 
     def stats(self) -> dict[str, int]:
         """Counters so far: ``seen_by_filter`` (frames the eBPF filter looked at; -1 with
         the classic-BPF backend, which cannot count), ``kept`` (frames the filter let
         through), ``received`` (frames that reached the socket, including dropped ones)
-        and ``dropped`` (lost for lack of receive-buffer room)."""
+        and ``dropped`` (lost for lack of receive-buffer room); with the eBPF filter also
+        what it counted of SYNs with the SMC option (``smc_syns``, ``answered``, and
+        ``syns_deferred``: SYNs over the rate limit, remembered but not passed)."""
         if not self._closed:
             self._poll_socket_stats()
         received = sum(channel.received for channel in self._channels)
         dropped = sum(channel.dropped for channel in self._channels)
         if self.backend_used == "bcc" and (self._bcc_filters or self._final_counters):
-            seen, kept = self._filter_counters()
-        else:
-            seen, kept = -1, received
-        return {"seen_by_filter": seen, "kept": kept, "received": received, "dropped": dropped}
+            counters = self._filter_counters()
+            return {"seen_by_filter": counters["seen_by_filter"],
+                    "kept": counters["kept_by_filter"], "received": received,
+                    "dropped": dropped, "smc_syns": counters["smc_syns"],
+                    "answered": counters["answered"],
+                    "syns_deferred": counters["syns_deferred"]}
+        return {"seen_by_filter": -1, "kept": received, "received": received,
+                "dropped": dropped}
 
     def close(self) -> None:
         """Detach: close the sockets and release the eBPF program.  Idempotent; stats()

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import ctypes
 import ctypes.util
-import enum
 import fcntl
 import os
 import socket
 import struct
 from dataclasses import dataclass
 
+from smctrace.frame import LinkLayer
 from smctrace.live.errors import LiveError
 
 ETH_P_ALL = 0x0003
@@ -23,16 +23,6 @@ ARPHRD_LOOPBACK = 772
 ETHERNET_HATYPES = frozenset({ARPHRD_ETHER, ARPHRD_LOOPBACK})
 
 ANY_INTERFACE = "any"
-
-
-class LinkLayer(enum.IntEnum):
-    """Where the IP header starts in the bytes a capture socket (and its filter) sees.
-
-    The values are the ``SMC_L2_MODE`` of ``smctrace/bpf/clc.c``.
-    """
-
-    NONE = 0  # SOCK_DGRAM socket: the IP header comes first (header-less devices, "any")
-    ETHERNET = 1  # SOCK_RAW socket on an Ethernet-like device: Ethernet header, VLAN tags
 
 
 @dataclass(slots=True, frozen=True)

@@ -67,6 +67,7 @@ def connection_record(outcome: ConnectionOutcome) -> dict[str, Any]:
         "path": outcome.path, "version": outcome.version, "release": outcome.release,
         "first_contact": outcome.first_contact, "decline": outcome.decline_info(),
         "reason": outcome.reason, "handshake_ms": outcome.handshake_ms,
+        "retransmissions": outcome.retransmissions,
     }
 
 
@@ -76,7 +77,9 @@ def summary_record(s: TraceSummary) -> dict[str, Any]:
         "event": "summary", "frames": s.frames, "segments": s.segments,
         "connections": s.connections, "outcomes": dict(s.outcomes),
         "plain_tcp": s.plain_tcp, "messages": s.messages, "malformed": s.malformed,
-        "gaps": s.gaps,
+        "gaps": s.gaps, "duplicates": s.duplicates,
+        "unanswered_syns": {"count": s.unanswered_syns, "sample": s.unanswered_sample},
+        "evicted": s.evicted, "warnings": s.warnings,
     }
     obj.update(s.capture)
     return obj

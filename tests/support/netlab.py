@@ -15,10 +15,12 @@ are short (``<tag><pid><n>``, under 16 bytes) and unique per lab.
 
 from __future__ import annotations
 
+import contextlib
+import ctypes
 import os
 import shutil
 import subprocess
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from types import TracebackType
 from typing import Any
@@ -35,6 +37,24 @@ def available() -> str | None:
     if shutil.which("ip") is None:
         return "needs iproute2 (the ip command)"
     return None
+
+
+CLONE_NEWNET = 0x40000000
+_libc = ctypes.CDLL(None, use_errno=True)
+
+
+@contextlib.contextmanager
+def entered(namespace: str) -> Iterator[None]:
+    """Run the calling thread inside ``namespace`` for the ``with`` block (sockets made
+    there stay in it afterwards), then return to the namespace it came from."""
+    with open("/proc/self/ns/net", "rb") as home, open(f"/run/netns/{namespace}", "rb") as ns:
+        if _libc.setns(ns.fileno(), CLONE_NEWNET) != 0:
+            raise NetLabError(f"setns {namespace}: {os.strerror(ctypes.get_errno())}")
+        try:
+            yield
+        finally:
+            if _libc.setns(home.fileno(), CLONE_NEWNET) != 0:
+                raise NetLabError(f"setns back: {os.strerror(ctypes.get_errno())}")
 
 
 class NetLab:

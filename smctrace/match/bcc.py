@@ -1,8 +1,11 @@
-"""The eBPF backend: smctrace/bpf/clc.c compiled and loaded with BCC.
+"""The eBPF engine: smctrace/bpf/clc.c compiled and loaded with BCC.
 
 BCC (Debian: python3-bpfcc) compiles the C source with its embedded clang at start-up and
-needs kernel headers for that even for a socket filter.  Everything BCC-specific stays in
-this module; the rest of the live package sees a program fd and two counters.
+needs kernel headers for that even for a socket filter.  The program is one translation
+unit: the rule's constants (generated from :mod:`smctrace.match.rule`), the rule itself
+(``smc_match.h``, shared with the offline engine) and ``clc.c``, in that order, so that
+``--ebpf`` shows exactly what is compiled.  Everything BCC-specific stays in this module;
+the live package sees a program fd and its counters.
 """
 
 from __future__ import annotations
@@ -15,14 +18,18 @@ from dataclasses import dataclass
 from importlib import resources
 from typing import Any
 
-from smctrace.connections import LATE_DECLINE_GRACE_SMCR
-from smctrace.live.capabilities import missing_for_capture
-from smctrace.live.errors import LiveError
-from smctrace.live.netdev import LinkLayer
+from smctrace.capabilities import missing_for_capture
+from smctrace.frame import CaptureError, LinkLayer
+from smctrace.match import rule
 
 PROGRAM_NAME = "smc_clc_filter"
-COUNTER_SEEN = 0
-COUNTER_KEPT = 1
+# The program's counters (clc.c COUNTER_*), in index order.
+COUNTER_NAMES = ("seen_by_filter", "kept_by_filter", "smc_syns", "answered", "unanswered",
+                 "plain_syns", "syns_deferred")
+
+class BccError(CaptureError):
+    """The eBPF engine cannot be loaded here; the message is one line a user can act on."""
+
 
 INSTALL_BCC = "apt install python3-bpfcc (the PyPI package 'bcc' is a different project)"
 
@@ -31,28 +38,38 @@ INSTALL_BCC = "apt install python3-bpfcc (the PyPI package 'bcc' is a different 
 class FilterParams:
     """Compile-time parameters of clc.c (its -D defines)."""
 
-    snap_payload: int = 1024  # TCP payload bytes kept per segment
-    # The same wait for a late Decline as the user-space tracker (a 6.12 client declined
-    # 5.31 s after its Confirm in data/real-kernel/D7).
-    confirm_grace_ms: int = int(LATE_DECLINE_GRACE_SMCR * 1000)
-    max_connections: int = 65536  # LRU size: bounds kernel memory under a SYN flood
+    snap_payload: int = rule.PAYLOAD_CAP  # TCP payload bytes kept per segment
+    confirm_grace_ms: int = int(rule.LATE_DECLINE_GRACE * 1000)  # late Decline wait
+    max_connections: int = rule.MAX_CONNECTIONS  # followed connections (LRU)
+    max_pending: int = rule.MAX_PENDING  # SYNs waiting for an answer (LRU)
+    syn_rate: int = rule.SYN_RATE  # SMC SYNs passed per second per CPU
+    syn_burst: int = rule.SYN_BURST
 
-    def defines(self, link_layer: LinkLayer) -> dict[str, int]:
+    def defines(self, link_layer: LinkLayer) -> dict[str, int | str]:
         return {
             "SMC_L2_MODE": int(link_layer),
-            "SMC_SNAP_PAYLOAD": self.snap_payload,
-            "SMC_CONFIRM_GRACE_MS": self.confirm_grace_ms,
+            "SMC_PAYLOAD_CAP": self.snap_payload,
+            "SMC_GRACE_NS": f"{self.confirm_grace_ms * 1_000_000}ull",
             "SMC_MAX_CONNECTIONS": self.max_connections,
+            "SMC_MAX_PENDING": self.max_pending,
+            "SMC_SYN_RATE": self.syn_rate,
+            "SMC_SYN_BURST": self.syn_burst,
         }
 
 
+def _package_text(*parts: str) -> str:
+    return resources.files("smctrace").joinpath(*parts).read_text(encoding="utf-8")
+
+
 def bpf_c_source() -> str:
-    """The text of smctrace/bpf/clc.c as installed with the package."""
-    return resources.files("smctrace").joinpath("bpf", "clc.c").read_text(encoding="utf-8")
+    """The program as compiled: rule constants, the shared rule, then clc.c."""
+    text = _package_text("bpf", "clc.c")
+    text = text.replace('#include "smc_rule.h"\n', rule.c_header(), 1)
+    return text.replace('#include "smc_match.h"\n', _package_text("match", "smc_match.h"), 1)
 
 
 def program_text(link_layer: LinkLayer, params: FilterParams | None = None) -> str:
-    """clc.c with its defines written in front, as BCC compiles it (for ``--ebpf``)."""
+    """The program with its defines written in front, as BCC compiles it (``--ebpf``)."""
     params = params or FilterParams()
     lines = [f"#define {name} {value}" for name, value in params.defines(link_layer).items()]
     return "\n".join(lines) + "\n" + bpf_c_source()
@@ -86,13 +103,13 @@ def kernel_headers_problem() -> str | None:
 
 
 def import_bcc() -> Any:
-    """The ``bcc`` module, or LiveError saying how to install it."""
+    """The ``bcc`` module, or BccError saying how to install it."""
     try:
         import bcc  # optional dependency: imported only when used
     except ImportError as exc:
-        raise LiveError(f"BCC is not installed: {INSTALL_BCC}") from exc
+        raise BccError(f"BCC is not installed: {INSTALL_BCC}") from exc
     if not hasattr(bcc, "BPF"):
-        raise LiveError(f"the installed 'bcc' module is not BCC: {INSTALL_BCC}")
+        raise BccError(f"the installed 'bcc' module is not BCC: {INSTALL_BCC}")
     return bcc
 
 
@@ -100,7 +117,7 @@ def bcc_problem() -> str | None:
     """Why the BCC backend cannot work here (None = it should), without compiling."""
     try:
         import_bcc()
-    except LiveError as exc:
+    except BccError as exc:
         return str(exc)
     missing = missing_for_capture(need_bpf=True)
     if missing:
@@ -144,8 +161,9 @@ class BccFilter:
         bcc = import_bcc()
         problem = kernel_headers_problem()
         if problem:
-            raise LiveError(problem)
+            raise BccError(problem)
         cflags = [f"-D{name}={value}" for name, value in self.params.defines(link_layer).items()]
+        cflags.append("-Wno-unused-function")
         capture = _StderrCapture()
         try:
             with capture:
@@ -155,13 +173,13 @@ class BccFilter:
             compiler_output = capture.text()
             missing = missing_for_capture(need_bpf=True)
             if missing:
-                raise LiveError(
+                raise BccError(
                     f"loading the eBPF filter was refused: run as root or with "
                     f"{' and '.join(missing)}"
                 ) from exc
             if compiler_output.strip():
                 sys.stderr.write(compiler_output)
-            raise LiveError(
+            raise BccError(
                 f"compiling/loading smctrace/bpf/clc.c with BCC failed ({exc}); "
                 "compiler output above"
             ) from exc
@@ -169,18 +187,23 @@ class BccFilter:
         self.fd: int = int(function.fd)
         self._counters = self._bpf.get_table(b"smc_counters")
 
-    def counters(self) -> tuple[int, int]:
-        """(frames seen, frames kept) by this program, summed over CPUs."""
-        seen = self._counters.sum(self._counters.Key(COUNTER_SEEN)).value
-        kept = self._counters.sum(self._counters.Key(COUNTER_KEPT)).value
-        return int(seen), int(kept)
+    def counters(self) -> dict[str, int]:
+        """The program's counters (:data:`COUNTER_NAMES`), summed over CPUs."""
+        table = self._counters
+        return {name: int(table.sum(table.Key(index)).value)
+                for index, name in enumerate(COUNTER_NAMES)}
 
     def connections(self) -> int:
         """Connections currently remembered in the LRU table (walks the map: for tests)."""
-        return sum(1 for _ in self._bpf.get_table(b"smc_connections"))
+        return sum(1 for _ in self._bpf.get_table(b"smc_follow"))
+
+    def pending(self) -> int:
+        """SYNs waiting for an answer in the pending table (walks the map: for tests)."""
+        return sum(1 for _ in self._bpf.get_table(b"smc_pending"))
 
     def clear_connections(self) -> None:
-        self._bpf.get_table(b"smc_connections").clear()
+        self._bpf.get_table(b"smc_follow").clear()
+        self._bpf.get_table(b"smc_pending").clear()
 
     def close(self) -> None:
         """Releases the program and its maps (sockets keep their attached copy)."""
@@ -193,6 +216,7 @@ class BccFilter:
 
 __all__ = [
     "INSTALL_BCC",
+    "BccError",
     "BccFilter",
     "FilterParams",
     "bcc_problem",

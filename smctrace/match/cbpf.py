@@ -1,23 +1,23 @@
-"""Classic BPF backend: the stateless part of smctrace's filter, generated in Python.
+"""Classic BPF engine: the stateless part of the SMC-relevance rule, generated in Python.
 
 Attached with SO_ATTACH_FILTER it needs no LLVM, no kernel headers and no CAP_BPF, and it
 is ready in about a millisecond.  Being stateless it keeps exactly:
 
 * the headers (up to the end of the TCP header) of a SYN or SYN-ACK that carries the SMC
-  TCP option (kind 254, length >= 6, ExID E2D4C3D9, anywhere among the options);
-* headers + payload (payload capped at ``snap_payload``) of a TCP segment whose payload
-  starts with a plausible CLC header: eyecatcher SMCR/SMCD, type 1-4, version 1-2, length
-  28..652.
+  TCP option (kind 254, even length >= 6, ExID E2D4C3D9, anywhere among the options);
+* headers + payload (capped) of a TCP segment whose payload starts with a plausible CLC
+  header: eyecatcher SMCR/SMCD, type 1-4, version >= 1, length 28..652.
 
-Everything else is dropped, so ordinary traffic never reaches user space.  Compared with
-the eBPF program it does not show: SYN-ACKs without the option (fallback in the TCP
-handshake), FIN/RST, continuation segments of a CLC message split across segments, and the
-first non-CLC segment after the handshake.  Outgoing copies on ``lo`` are dropped (each
-frame passes ``lo`` twice) like in the eBPF program.
+with the rule's limits on VLAN tags and IPv6 extension headers (:mod:`smctrace.match.rule`).
+Everything else is dropped, so ordinary traffic never reaches user space.  What it cannot
+follow without state is :data:`LIMITS`: a SYN-ACK without the option (fallback in the TCP
+handshake), FIN/RST, the continuation segments of a CLC message split across segments
+(also a split late Decline, and a header split before its 8th byte), and the first bytes of
+data that ends the CLC phase.  Outgoing copies on ``lo`` are dropped (each frame passes
+``lo`` twice) like in the eBPF program.
 
-The module also assembles the program for the kernel (:func:`sock_fprog`), prints it in
-the ``tcpdump -d`` style (:func:`listing`) and runs it in user space
-(:func:`run_program`), which is how tests and offline tools can apply the very same match.
+The module assembles the program for the kernel (:func:`attach_filter`) and prints it in
+the ``tcpdump -d`` style (:func:`listing`).
 """
 
 from __future__ import annotations
@@ -29,7 +29,8 @@ import struct
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-from smctrace.live.netdev import LinkLayer
+from smctrace.frame import LinkLayer
+from smctrace.match import rule
 
 # Instruction classes, sizes, modes and operations (include/uapi/linux/filter.h, bpf_common.h).
 BPF_LD, BPF_LDX, BPF_ST, BPF_STX, BPF_ALU, BPF_JMP, BPF_RET, BPF_MISC = range(8)
@@ -55,13 +56,11 @@ PACKET_OUTGOING = 4
 LOOPBACK_IFINDEX = 1
 SO_ATTACH_FILTER = 26
 
-SMC_OPTION_MAGIC = 0xE2D4C3D9
-EYECATCHER_SMCR = 0xE2D4C3D9
-EYECATCHER_SMCD = 0xE2D4C3C4
-CLC_MIN_LEN = 28
-CLC_MAX_LEN = 652
-TCP_MAX_OPTION_BYTES = 40
-IPV6_MAX_EXT_HEADERS = 6
+SKF_AD_VLAN_TAG_PRESENT = 48
+
+# What the stateless program cannot show (README, --help, the summary's notice).
+LIMITS = ("stateless: no SYN-ACK without the option, no FIN/RST, no continuation of a CLC "
+          "message split across segments")
 
 # Scratch memory slots of the generated program.
 M_L4 = 1  # offset of the TCP header
@@ -74,6 +73,7 @@ M_NEXTHDR = 8  # IPv6: next header
 M_EXTLEN = 9  # IPv6: length of the current extension header
 M_KIND = 10  # option walk: current option kind
 M_NEXT = 11  # option walk: offset of the option after the current one
+M_TAGS = 12  # VLAN tags counted so far (one may have been taken out of band)
 
 Instruction = tuple[int, int, int, int]  # (code, jt, jf, k) as in struct sock_filter
 
@@ -225,27 +225,42 @@ def _emit_link_layer(b: _Builder, link_layer: LinkLayer) -> None:
         b.jump(BPF_JEQ, 4, "ipv4", None)
         b.jump(BPF_JEQ, 6, "ipv6", "drop")
         return
-    # Ethernet, with up to two VLAN tags still in the frame (QinQ inner tag, transmit).
+    # Ethernet, with VLAN tags still in the frame (QinQ inner tag, transmitted frames); a
+    # tag taken out of band counts too, as on the wire.
+    b.ld_abs(BPF_W, SKF_AD_OFF + SKF_AD_VLAN_TAG_PRESENT)
+    b.jump(BPF_JEQ, 0, None, "one_tag_out_of_band")
+    b.ld_imm(0)
+    b.goto("tags_counted")
+    b.label("one_tag_out_of_band")
+    b.ld_imm(1)
+    b.label("tags_counted")
+    b.st(M_TAGS)
     type_offset = 12
-    for depth in range(3):
+    for depth in range(rule.MAX_VLAN_TAGS + 1):
         b.ld_abs(BPF_H, type_offset)
         b.ldx_imm(type_offset + 2)
-        if depth < 2:
-            tagged = f"vlan{depth + 1}"
-            for tpid in (0x8100, 0x88A8, 0x9100):
-                b.jump(BPF_JEQ, tpid, tagged, None)
-        b.jump(BPF_JEQ, 0x0800, "ipv4", None)
-        b.jump(BPF_JEQ, 0x86DD, "ipv6", "drop")
-        if depth < 2:
-            b.label(f"vlan{depth + 1}")
+        tagged = f"vlan{depth + 1}"
+        for tpid in rule.VLAN_TPIDS:
+            b.jump(BPF_JEQ, tpid, tagged, None)
+        b.jump(BPF_JEQ, rule.ETHERTYPE_IPV4, "ipv4", None)
+        b.jump(BPF_JEQ, rule.ETHERTYPE_IPV6, "ipv6", "drop")
+        b.label(tagged)
+        b.ld_mem(M_TAGS)
+        b.alu(BPF_ADD, 1)
+        b.st(M_TAGS)
+        b.jump(BPF_JGT, rule.MAX_VLAN_TAGS, "drop", None)
         type_offset += 4
+    b.goto("drop")
 
 
 def _emit_ipv4(b: _Builder) -> None:
     """X = IP header offset.  Stores M_L4 and M_IP_END, then goes to "tcp"."""
     b.label("ipv4")
+    b.ld_ind(BPF_B, 0)
+    b.alu(BPF_RSH, 4)
+    b.jump(BPF_JEQ, 4, None, "drop")
     b.ld_ind(BPF_B, 9)
-    b.jump(BPF_JEQ, socket.IPPROTO_TCP, None, "drop")
+    b.jump(BPF_JEQ, rule.IPPROTO_TCP, None, "drop")
     b.ld_ind(BPF_H, 6)
     b.jump(BPF_JSET, 0x1FFF, "drop", None)  # non-first fragment: no TCP header here
     b.ld_ind(BPF_H, 2)
@@ -267,8 +282,11 @@ def _emit_ipv4(b: _Builder) -> None:
 
 
 def _emit_ipv6(b: _Builder) -> None:
-    """X = IP header offset.  Walks up to 6 extension headers to TCP."""
+    """X = IP header offset.  Walks the rule's extension headers (at most its limit) to TCP."""
     b.label("ipv6")
+    b.ld_ind(BPF_B, 0)
+    b.alu(BPF_RSH, 4)
+    b.jump(BPF_JEQ, 6, None, "drop")
     b.ld_ind(BPF_H, 4)
     b.jump(BPF_JEQ, 0, "ipv6_jumbo", None)
     b.alu_x(BPF_ADD)
@@ -284,17 +302,16 @@ def _emit_ipv6(b: _Builder) -> None:
     b.txa()
     b.alu(BPF_ADD, 40)
     b.st(M_L4)
-    for _ in range(IPV6_MAX_EXT_HEADERS):
-        options, fragment, auth, advance = (b.fresh(n) for n in ("opt", "frag", "ah", "adv"))
+    for _ in range(rule.MAX_IPV6_EXT_HEADERS):
+        generic, fragment, auth, advance = (b.fresh(n) for n in ("opt", "frag", "ah", "adv"))
         b.ld_mem(M_NEXTHDR)
-        b.jump(BPF_JEQ, socket.IPPROTO_TCP, "tcp", None)
+        b.jump(BPF_JEQ, rule.IPPROTO_TCP, "tcp", None)
         b.ldx_mem(M_L4)
-        b.jump(BPF_JEQ, 0, options, None)  # hop-by-hop options
-        b.jump(BPF_JEQ, 43, options, None)  # routing
-        b.jump(BPF_JEQ, 60, options, None)  # destination options
-        b.jump(BPF_JEQ, 44, fragment, None)
-        b.jump(BPF_JEQ, 51, auth, "drop")  # anything else (ESP, no next header): drop
-        b.label(options)
+        for number in rule.IPV6_EXT_GENERIC:
+            b.jump(BPF_JEQ, number, generic, None)
+        b.jump(BPF_JEQ, rule.IPV6_EXT_FRAGMENT, fragment, None)
+        b.jump(BPF_JEQ, rule.IPV6_EXT_AH, auth, "drop")  # ESP, no next header, ...: drop
+        b.label(generic)
         b.ld_ind(BPF_B, 1)
         b.alu(BPF_ADD, 1)
         b.alu(BPF_LSH, 3)
@@ -316,8 +333,15 @@ def _emit_ipv6(b: _Builder) -> None:
         b.ld_mem(M_L4)
         b.alu_x(BPF_ADD)
         b.st(M_L4)
+        # every extension header is at least 8 bytes: the next one must fit
+        b.ldx_mem(M_IP_END)
+        b.alu(BPF_ADD, 8)
+        b.jump(BPF_JGT, 0, "ipv6_short", None, src=BPF_X)
     b.ld_mem(M_NEXTHDR)
-    b.jump(BPF_JEQ, socket.IPPROTO_TCP, "tcp", "drop")
+    b.jump(BPF_JEQ, rule.IPPROTO_TCP, "tcp", "drop")
+    b.label("ipv6_short")
+    b.ld_mem(M_NEXTHDR)
+    b.jump(BPF_JEQ, rule.IPPROTO_TCP, "tcp", "drop")
 
 
 def _emit_tcp(b: _Builder) -> None:
@@ -363,7 +387,7 @@ def _emit_option_walk(b: _Builder) -> None:
     b.ld_mem(M_L4)
     b.alu(BPF_ADD, 20)
     b.st(M_CURSOR)
-    for _ in range(TCP_MAX_OPTION_BYTES):
+    for _ in range(rule.TCP_MAX_OPTION_BYTES):
         nop, check, advance = b.fresh("nop"), b.fresh("exp"), b.fresh("advance")
         fail, keep, next_step = b.fresh("fail"), b.fresh("keep"), b.fresh("step")
         b.ld_mem(M_CURSOR)
@@ -384,13 +408,14 @@ def _emit_option_walk(b: _Builder) -> None:
         b.ldx_mem(M_PAYLOAD)
         b.jump(BPF_JGT, 0, fail, None, src=BPF_X)  # option runs past the header
         b.ld_mem(M_KIND)
-        b.jump(BPF_JEQ, 254, None, advance)
+        b.jump(BPF_JEQ, rule.TCPOPT_EXP, None, advance)
         b.ld_mem(M_OPTLEN)
-        b.jump(BPF_JGE, 6, check, advance)
+        b.jump(BPF_JGE, rule.SMC_OPTION_MIN_LEN, None, advance)
+        b.jump(BPF_JSET, 1, advance, check)  # Linux wants the length even
         b.label(check)
         b.ldx_mem(M_CURSOR)
         b.ld_ind(BPF_W, 2)
-        b.jump(BPF_JEQ, SMC_OPTION_MAGIC, keep, advance)
+        b.jump(BPF_JEQ, rule.SMC_OPTION_EXID, keep, advance)
         b.label(advance)
         b.ld_mem(M_NEXT)
         b.st(M_CURSOR)
@@ -412,22 +437,21 @@ def _emit_clc_payload(b: _Builder, snap_payload: int) -> None:
     """Payload starting with a plausible CLC header: keep headers + capped payload."""
     b.label("data")
     b.ld_mem(M_PAYLOAD_LEN)
-    b.jump(BPF_JGE, 8, None, "drop")
+    b.jump(BPF_JGE, rule.CLC_HEADER_LEN, None, "drop")
     b.ldx_mem(M_PAYLOAD)
     b.ld_ind(BPF_W, 0)
-    b.jump(BPF_JEQ, EYECATCHER_SMCR, "clc_type", None)
-    b.jump(BPF_JEQ, EYECATCHER_SMCD, "clc_type", "drop")
+    b.jump(BPF_JEQ, rule.EYECATCHER_SMCR, "clc_type", None)
+    b.jump(BPF_JEQ, rule.EYECATCHER_SMCD, "clc_type", "drop")
     b.label("clc_type")
     b.ld_ind(BPF_B, 4)
-    b.jump(BPF_JGE, 1, None, "drop")
-    b.jump(BPF_JGT, 4, "drop", None)
+    b.jump(BPF_JGE, rule.CLC_TYPE_PROPOSAL, None, "drop")
+    b.jump(BPF_JGT, rule.CLC_TYPE_DECLINE, "drop", None)
     b.ld_ind(BPF_H, 5)
-    b.jump(BPF_JGE, CLC_MIN_LEN, None, "drop")
-    b.jump(BPF_JGT, CLC_MAX_LEN, "drop", None)
+    b.jump(BPF_JGE, rule.CLC_MIN_LEN, None, "drop")
+    b.jump(BPF_JGT, rule.CLC_MAX_LEN, "drop", None)
     b.ld_ind(BPF_B, 7)
     b.alu(BPF_RSH, 4)
-    b.jump(BPF_JGE, 1, None, "drop")
-    b.jump(BPF_JGT, 2, "drop", None)
+    b.jump(BPF_JGE, rule.CLC_VERSION_MIN, None, "drop")
     b.ld_mem(M_PAYLOAD_LEN)
     b.jump(BPF_JGT, snap_payload, None, "keep_payload")
     b.ld_imm(snap_payload)
@@ -439,7 +463,7 @@ def _emit_clc_payload(b: _Builder, snap_payload: int) -> None:
 
 @functools.lru_cache(maxsize=8)
 def cbpf_program(
-    link_layer: LinkLayer = LinkLayer.ETHERNET, snap_payload: int = 1024
+    link_layer: LinkLayer = LinkLayer.ETHERNET, snap_payload: int = rule.PAYLOAD_CAP
 ) -> tuple[Instruction, ...]:
     """The classic-BPF filter as (code, jt, jf, k) tuples, for frames that start with an
     Ethernet header (SOCK_RAW on Ethernet-like devices) or with the IP header
@@ -497,7 +521,8 @@ _ALU_NAMES = {
     BPF_XOR: "xor",
 }
 _JMP_NAMES = {BPF_JEQ: "jeq", BPF_JGT: "jgt", BPF_JGE: "jge", BPF_JSET: "jset"}
-_ANCILLARY = {SKF_AD_PKTTYPE: "#pkttype", SKF_AD_IFINDEX: "#ifidx", SKF_AD_HATYPE: "#hatype"}
+_ANCILLARY = {SKF_AD_PKTTYPE: "#pkttype", SKF_AD_IFINDEX: "#ifidx", SKF_AD_HATYPE: "#hatype",
+              SKF_AD_VLAN_TAG_PRESENT: "#vlan_avail"}
 
 
 def _disassemble(index: int, insn: Instruction) -> str:
@@ -541,136 +566,13 @@ def listing(program: Sequence[Instruction]) -> str:
     return "\n".join(f"({i:03d}) {_disassemble(i, insn)}" for i, insn in enumerate(program))
 
 
-@dataclass(slots=True, frozen=True)
-class PacketMeta:
-    """What ancillary loads return when a program runs in user space."""
-
-    pkttype: int = 0  # PACKET_HOST
-    ifindex: int = 0
-    hatype: int = 1  # ARPHRD_ETHER
-
-
-class _OutOfBounds(Exception):
-    pass
-
-
-def _alu(operation: int, a: int, operand: int) -> int:
-    """One 32-bit ALU operation of the interpreter (divisor already checked)."""
-    if operation == BPF_ADD:
-        result = a + operand
-    elif operation == BPF_SUB:
-        result = a - operand
-    elif operation == BPF_MUL:
-        result = a * operand
-    elif operation == BPF_DIV:
-        result = a // operand
-    elif operation == BPF_MOD:
-        result = a % operand
-    elif operation == BPF_OR:
-        result = a | operand
-    elif operation == BPF_AND:
-        result = a & operand
-    elif operation == BPF_LSH:
-        result = a << (operand & 31)
-    elif operation == BPF_RSH:
-        result = a >> (operand & 31)
-    elif operation == BPF_NEG:
-        result = -a
-    else:
-        result = a ^ operand
-    return result & 0xFFFFFFFF
-
-
-def run_program(
-    program: Sequence[Instruction], packet: bytes, meta: PacketMeta | None = None
-) -> int:
-    """Run ``program`` on ``packet`` like the kernel does; returns the bytes kept.
-
-    A load past the end of the packet ends the program with 0, as in the kernel.
-    """
-    meta = meta or PacketMeta()
-    a = x = 0
-    memory = [0] * BPF_MEMWORDS
-    pc = 0
-    length = len(packet)
-
-    def load(offset: int, size: int) -> int:
-        if offset < 0 or offset + size > length:
-            raise _OutOfBounds
-        return int.from_bytes(packet[offset : offset + size], "big")
-
-    sizes = {BPF_W: 4, BPF_H: 2, BPF_B: 1}
-    try:
-        while pc < len(program):
-            code, jt, jf, k = program[pc]
-            pc += 1
-            cls = code & 0x07
-            mode = code & 0xE0
-            if cls == BPF_LD:
-                if mode == BPF_ABS and k >= SKF_AD_OFF:
-                    a = {SKF_AD_PKTTYPE: meta.pkttype, SKF_AD_IFINDEX: meta.ifindex,
-                         SKF_AD_HATYPE: meta.hatype}[k - SKF_AD_OFF]
-                elif mode == BPF_ABS:
-                    a = load(k, sizes[code & 0x18])
-                elif mode == BPF_IND:
-                    a = load(x + k, sizes[code & 0x18])
-                elif mode == BPF_MEM:
-                    a = memory[k]
-                elif mode == BPF_IMM:
-                    a = k
-                elif mode == BPF_LEN:
-                    a = length
-            elif cls == BPF_LDX:
-                if mode == BPF_IMM:
-                    x = k
-                elif mode == BPF_MEM:
-                    x = memory[k]
-                elif mode == BPF_LEN:
-                    x = length
-                elif mode == BPF_MSH:
-                    x = (load(k, 1) & 0x0F) * 4
-            elif cls == BPF_ST:
-                memory[k] = a
-            elif cls == BPF_STX:
-                memory[k] = x
-            elif cls == BPF_ALU:
-                operand = x if code & BPF_X else k
-                operation = code & 0xF0
-                if operation in (BPF_DIV, BPF_MOD) and operand == 0:
-                    return 0
-                a = _alu(operation, a, operand)
-            elif cls == BPF_JMP:
-                operation = code & 0xF0
-                if operation == BPF_JA:
-                    pc += k
-                    continue
-                operand = x if code & BPF_X else k
-                taken = {
-                    BPF_JEQ: a == operand, BPF_JGT: a > operand, BPF_JGE: a >= operand,
-                    BPF_JSET: bool(a & operand),
-                }[operation]
-                pc += jt if taken else jf
-            elif cls == BPF_RET:
-                value = a if code & 0x18 == BPF_A else k
-                return min(value, length)
-            elif cls == BPF_MISC:
-                if code & 0xF8 == BPF_TXA:
-                    a = x
-                else:
-                    x = a
-    except _OutOfBounds:
-        return 0
-    return 0
-
-
 __all__ = [
+    "LIMITS",
     "Instruction",
-    "PacketMeta",
     "SockFprog",
     "assemble",
     "attach_filter",
     "cbpf_program",
     "listing",
-    "run_program",
     "sock_fprog",
 ]
