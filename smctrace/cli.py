@@ -177,7 +177,30 @@ def trace_live(interfaces: list[str], sink: CountingSink, *, backend: str, snapl
     tracer.finish()
     summary = tracer.summary(frames)
     summary.capture = {key: (None if value < 0 else value) for key, value in stats.items()}
+    if capture.backend_used == "cbpf":
+        summary.warnings += cbpf_warnings(summary)
     finish_output(sink.inner, summary)
+
+
+def cbpf_warnings(summary: TraceSummary) -> list[str]:
+    """What the stateless classic-BPF filter may have missed, when there are signs of it."""
+    from smctrace.match import cbpf
+
+    lines = []
+    if summary.split_messages:
+        n = summary.split_messages
+        lines.append(
+            f"{n} CLC message{'s were' if n != 1 else ' was'} split across TCP segments: the "
+            f"classic-BPF filter ({cbpf.LIMITS}) cannot keep the continuations, so "
+            f"{'they are' if n != 1 else 'it is'} incomplete; the eBPF filter "
+            "(--backend bcc) follows them")
+    if summary.silent_smc:
+        n = summary.silent_smc
+        lines.append(
+            f"{n} connection{'s' if n != 1 else ''} agreed on SMC in the TCP handshake but "
+            "showed no CLC message: the classic-BPF filter misses a first CLC message whose "
+            "header is split before its 8th byte; the eBPF filter (--backend bcc) follows it")
+    return lines
 
 
 @contextmanager

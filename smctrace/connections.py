@@ -122,6 +122,9 @@ class ConnectionTracker:
         self.evicted = 0  # undecided connections reported because the table was full
         self.unanswered = 0  # SYNs with the SMC option that never got an answer
         self.unanswered_sample: list[str] = []
+        self.split_messages = 0  # CLC messages that continued beyond their first segment
+        # connections whose TCP handshake agreed on SMC but that showed no CLC message
+        self.silent_smc = 0
         self.now = 0.0
 
     @property
@@ -133,7 +136,7 @@ class ConnectionTracker:
 
     def on_segment(self, seg: SegmentTuple) -> None:
         (time, number, _interface, src, dst, sport, dport, seq, _ack, flags, option, payload,
-         _payload_len, _frame, _linktype, _orig_len) = seg
+         payload_len, _frame, _linktype, _orig_len) = seg
         if time > self.now:
             self.now = time
         key = (src, sport, dst, dport)
@@ -155,7 +158,7 @@ class ConnectionTracker:
         conn.last_time = time
         if payload and (conn.outcome is None or conn.settle_at is not None):
             stream = self._stream(conn, role)
-            events = stream.add(seq, payload, time, number)
+            events = stream.add(seq, payload, time, number, payload_len - len(payload))
             if events:
                 self._stream_events(conn, role, events)
             if conn.outcome is None and stream.oldest_pending() is not None:
@@ -347,11 +350,14 @@ class ConnectionTracker:
         key = self._key(conn)
         self._conns.pop(key, None)
         self._timed.pop(key, None)
+        self.split_messages += sum(s.split for s in conn.streams.values())
         self._reported[key] = None
         if len(self._reported) > REPORTED_MEMORY:
             self._reported.popitem(last=False)
         outcome = conn.outcome or "incomplete"
         self.outcomes[outcome] += 1
+        if conn.synack_option and not conn.kinds:
+            self.silent_smc += 1
         confirm = conn.confirm
         path = version = release = None
         first_contact = None

@@ -111,6 +111,10 @@ class TraceSummary:
     unanswered_sample: list[str] = field(default_factory=list)
     # undecided connections reported early because the connection table was full
     evicted: int = 0
+    # CLC messages that continued beyond the segment their header was in
+    split_messages: int = 0
+    # connections whose TCP handshake agreed on SMC but that showed no CLC message
+    silent_smc: int = 0
     # things that could not be searched or may have been missed, one line each
     warnings: list[str] = field(default_factory=list)
 

@@ -82,7 +82,7 @@ class Tracer:
             unanswered_sample=(t.unanswered_sample + [
                 f"{_endpoint(a, ap)} <-> {_endpoint(b, bp)}"
                 for a, ap, b, bp in counters["unanswered_sample"]])[:8],
-            evicted=t.evicted)
+            evicted=t.evicted, split_messages=t.split_messages, silent_smc=t.silent_smc)
         summary.warnings = warnings(counters, snaplens)
         return summary
 

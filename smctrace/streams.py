@@ -86,30 +86,35 @@ class _Pending:
     payload: bytes
     time: float
     frame: int
+    cut: int  # bytes of the segment after the payload that the capture did not keep
 
 
 class ClcStream:
     """Reassembles the CLC phase of one TCP direction into whole messages."""
 
     __slots__ = ("_buffer", "_buffer_seq", "_last_frame", "_last_time", "_pending",
-                 "closed", "next_seq", "retransmitted")
+                 "closed", "next_seq", "retransmitted", "split")
 
     def __init__(self, next_seq: int | None = None) -> None:
         # next_seq is None until we know where the stream starts: SYN seen (ISN + 1) or,
         # for a capture that began mid-connection, the first segment carrying a CLC header.
         self.next_seq = next_seq
         self.closed = False
-        # Segments that brought no new byte (retransmissions; copies of one segment seen
-        # twice are dropped before, by the rule's duplicate filter).
+        # Segments that brought bytes already seen again (retransmissions, whole or in part;
+        # copies of one segment seen twice are dropped before, by the duplicate filter).
         self.retransmitted = 0
+        self.split = 0  # messages that continued beyond the segment where they began
         self._buffer = bytearray()  # bytes of the message being assembled
         self._buffer_seq = 0
         self._pending: list[_Pending] = []
         self._last_time = 0.0
         self._last_frame = 0
 
-    def add(self, seq: int, payload: bytes, time: float, frame: int = 0) -> list[StreamEvent]:
-        """Add one segment's payload; return the events it completes."""
+    def add(self, seq: int, payload: bytes, time: float, frame: int = 0,
+            cut: int = 0) -> list[StreamEvent]:
+        """Add one segment's payload; return the events it completes.  ``cut``: bytes of
+        the segment beyond ``payload`` that the capture did not keep (snap length): a
+        message they belong to is reported truncated, and reading goes on after them."""
         if self.closed or not payload:
             return []
         events: list[StreamEvent] = []
@@ -120,23 +125,26 @@ class ClcStream:
             self._buffer_seq = seq
         offset = seq_diff(seq, self.next_seq)
         if offset > 0:
-            self._hold(seq, payload, time, frame, events)
+            self._hold(seq, payload, time, frame, cut, events)
             return events
-        if -offset >= len(payload):
+        if offset < 0:
             self.retransmitted += 1
+        if -offset >= len(payload):
             return events  # pure retransmission of bytes already taken
         self._append(payload[-offset:] if offset else payload, time, frame, events)
+        if cut:
+            self._skip_cut(cut, events)
         if self._pending:
             self._drain_pending(events)
         return events
 
-    def _hold(self, seq: int, payload: bytes, time: float, frame: int,
+    def _hold(self, seq: int, payload: bytes, time: float, frame: int, cut: int,
               events: list[StreamEvent]) -> None:
         """Keep an out-of-order segment until the hole before it is filled."""
         if any(p.seq == seq and len(p.payload) >= len(payload) for p in self._pending):
             self.retransmitted += 1
             return  # retransmission of a segment we already hold
-        self._pending.append(_Pending(seq, payload, time, frame))
+        self._pending.append(_Pending(seq, payload, time, frame, cut))
         held = sum(len(p.payload) for p in self._pending) + len(self._buffer)
         if held > MAX_BUFFERED or len(self._pending) > MAX_PENDING_SEGMENTS:
             self.skip_hole(time, events)
@@ -144,7 +152,8 @@ class ClcStream:
     def _append(self, data: bytes, time: float, frame: int, events: list[StreamEvent]) -> None:
         assert self.next_seq is not None
         self.next_seq = (self.next_seq + len(data)) % SEQ_MOD
-        if self._buffer:  # the rest of a message that started in an earlier segment
+        continuing = bool(self._buffer)
+        if continuing:  # the rest of a message that started in an earlier segment
             self._buffer += data
             data = bytes(self._buffer)
             self._buffer.clear()
@@ -152,7 +161,7 @@ class ClcStream:
             self._buffer_seq = (self.next_seq - len(data)) % SEQ_MOD
         self._last_time = time
         self._last_frame = frame
-        self._extract(data, events)
+        self._extract(data, events, continuing)
 
     def _drain_pending(self, events: list[StreamEvent]) -> None:
         progressed = True
@@ -166,16 +175,21 @@ class ClcStream:
                 self._pending.remove(p)
                 if -offset < len(p.payload):
                     self._append(p.payload[-offset:], p.time, p.frame, events)
+                    if p.cut:
+                        self._skip_cut(p.cut, events)
                 progressed = True
                 break
 
-    def _extract(self, data: bytes, events: list[StreamEvent]) -> None:
+    def _extract(self, data: bytes, events: list[StreamEvent], continuing: bool = False) -> None:
         """Cut every complete message off the front of ``data`` (which starts at
-        ``_buffer_seq``); keep an incomplete rest in the buffer for the next segment."""
+        ``_buffer_seq``); keep an incomplete rest in the buffer for the next segment.
+        ``continuing``: data begins with the rest of a message an earlier segment began."""
         pos, end = 0, len(data)
         while pos < end and not self.closed:
             if end - pos < CLC_HEADER_LEN:
                 if could_be_clc_prefix(data[pos:]):
+                    if not (continuing and pos == 0):
+                        self.split += 1
                     break
                 self._non_clc(events)
                 return
@@ -194,6 +208,8 @@ class ClcStream:
                     self._non_clc(events)
                 return
             if end - pos < length:
+                if not (continuing and pos == 0):
+                    self.split += 1  # the message continues in a later segment
                 break
             events.append(StreamMessage(self._last_time, data[pos:pos + length],
                                         self._buffer_seq, self._last_frame))
@@ -201,6 +217,19 @@ class ClcStream:
             self._buffer_seq = (self._buffer_seq + length) % SEQ_MOD
         if pos < end and not self.closed:
             self._buffer = bytearray(data[pos:])
+
+    def _skip_cut(self, cut: int, events: list[StreamEvent]) -> None:
+        """The capture kept only the start of the segment just appended: the message
+        being assembled is reported as far as it goes, reading resumes after the cut."""
+        assert self.next_seq is not None
+        if self.closed:
+            return
+        if self._buffer:
+            events.append(StreamMessage(self._last_time, bytes(self._buffer),
+                                        self._buffer_seq, self._last_frame, truncated=True))
+            self._buffer.clear()
+        self.next_seq = (self.next_seq + cut) % SEQ_MOD
+        self._buffer_seq = self.next_seq
 
     def _non_clc(self, events: list[StreamEvent]) -> None:
         events.append(StreamData(self._last_time, self._buffer_seq, self._last_frame))

@@ -356,7 +356,8 @@ static __always_inline u32 match_payload(MATCH_CTX ctx, MATCH_STATE st,
 	u32 captured = seg->captured_end - start;
 	u32 seq = seg->seq;
 
-	if (c->confirm_ns && now - c->confirm_ns > MATCH_GRACE_NS(st))
+	/* Signed: confirm_ns is `now | 1`, one past a frame of the same nanosecond. */
+	if (c->confirm_ns && (s64)(now - c->confirm_ns) > (s64)MATCH_GRACE_NS(st))
 		match_end_phase(c); /* no late Decline came: the handshake is over */
 	if (!d->anchored) {
 		if (!match_payload_header(ctx, seg))
