@@ -248,7 +248,11 @@ def user_errors() -> Iterator[None]:
 @click.option("-w", "--write", metavar="FILE",
               help="Live: also write the kept frames to FILE (pcapng).")
 @click.option("--backend", type=click.Choice(["auto", "bcc", "cbpf"]), default="auto",
-              show_default=True, help="Live: in-kernel filter (eBPF via BCC, or classic BPF).")
+              show_default=True,
+              help="Live: in-kernel filter: bcc (eBPF, follows each connection) or cbpf "
+                   "(classic BPF, stateless: it cannot show a SYN-ACK without the option, "
+                   "FIN/RST, or the continuation segments of a CLC message split across "
+                   "segments; the summary warns when that may have happened).")
 @click.option("--ebpf", "print_program", is_flag=True,
               help="Print the BPF program for the chosen backend and exit.")
 @click.option("-Z", "--relinquish-privileges", "user", metavar="USER", default="nobody",
