@@ -37,7 +37,7 @@ from smctrace.live.netdev import (
     resolve,
 )
 from smctrace.live.savefile import FrameWriter
-from smctrace.match import cbpf
+from smctrace.match import cbpf, rule
 from smctrace.match.bcc import BccError, BccFilter, FilterParams, bcc_problem, program_text
 
 SOL_PACKET = 263
@@ -54,7 +54,7 @@ TP_STATUS_VLAN_TPID_VALID = 0x40
 ETH_P_8021Q = 0x8100
 
 BACKENDS = ("auto", "bcc", "cbpf")
-SNAP_PAYLOAD = 1024
+SNAP_PAYLOAD = rule.PAYLOAD_CAP
 # Headers in front of the payload: Ethernet + 2 VLAN tags + IPv6 with extension headers +
 # TCP with options; 256 bytes cover every realistic stack.
 DEFAULT_SNAPLEN = SNAP_PAYLOAD + 256
