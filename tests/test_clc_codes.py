@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from smctrace.clc import DeclineCode, decline_name, decode, describe_decline
+from smctrace.schema import message_fields
 
 # Spec section 4, current mainline table (36 constants): code -> name.
 CURRENT = {
@@ -107,7 +108,7 @@ def test_decline_message_uses_code_table() -> None:
     raw = bytes.fromhex("e2d4c3d904002c20" + "00" * 8 + "03030008" + "20000000" + "00" * 16)
     msg = decode(raw + bytes.fromhex("e2d4c3d9"))
     assert msg.malformed is None
-    assert msg.fields()["diagnosis"] == {
+    assert message_fields(msg)["diagnosis"] == {
         "code": 0x03030008,
         "hex": "0x03030008",
         "name": "NOUEID",

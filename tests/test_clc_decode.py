@@ -20,6 +20,7 @@ from smctrace.clc import (
     decode,
     peek_header,
 )
+from smctrace.schema import message_fields
 from tests.test_clc_vectors import SPEC_8_1, SPEC_8_2
 
 V = {k: v for k, (_, v) in {**SPEC_8_2, **SPEC_8_1}.items()}
@@ -60,7 +61,7 @@ def test_p1_proposal_v2_both_types() -> None:
     assert (m.typev1, m.typev2) == (SmcType.B, SmcType.B)
     assert m.release == 1
     assert m.peer_id is not None and m.peer_id.instance == 0xB1A0
-    f = m.fields()
+    f = message_fields(m)
     check(
         f,
         {
@@ -71,10 +72,10 @@ def test_p1_proposal_v2_both_types() -> None:
             "smcr_mac": MAC,
             "iparea_offset": 0x28,
             "ism_gid": "0xaaaabbbbccccdddd",
-            "ism_chid": "0x0201",
+            "ism_chid": 0x0201,
             "v2_ext_offset": 0x24,
-            "vendor_oui": "0x000000",
-            "vendor_options": "0x0000000000",
+            "vendor_oui": 0x000000,
+            "vendor_options": 0x0000000000,
             "ipv4_prefix": "10.0.0.0/24",
             "ipv6_prefix_count": 0,
             "ipv6_prefixes": [],
@@ -86,15 +87,15 @@ def test_p1_proposal_v2_both_types() -> None:
             "rocev2_gid": "::ffff:10.0.0.1",
             "max_conns": 255,
             "max_links": 2,
-            "feature_mask": "0x0001",
+            "feature_mask": 0x0001,
             "eids": [UEID],
             "seid": "IBM-SYSZ-ISMSEID0000000012348561",
             # loopback-ism pair joined into one 128-bit GID
-            "smcd_v2_gids": [{"gid": "0x11112222333344445555666677778888", "chid": "0xffff"}],
+            "smcd_v2_gids": [{"gid": "0x11112222333344445555666677778888", "chid": 0xffff}],
         },
     )
     assert "reserved_60" not in f
-    rf = m.fields(reserved=True)
+    rf = message_fields(m, reserved=True)
     assert rf["reserved_60"] == "0x" + "00" * 20  # 3.1.2: 20 rsv bytes at 60
 
 
@@ -103,7 +104,7 @@ def test_p2_proposal_smcr_v2_only() -> None:
     assert isinstance(m, Proposal)
     assert (m.typev1, m.typev2) == (SmcType.N, SmcType.R)
     check(
-        m.fields(),
+        message_fields(m),
         {
             "offered": {"v1": [], "v2": ["SMC-R"]},
             "iparea_offset": 0,
@@ -115,7 +116,7 @@ def test_p2_proposal_smcr_v2_only() -> None:
             "rocev2_gid": "::ffff:10.0.0.1",
             "max_conns": 255,
             "max_links": 2,
-            "feature_mask": "0x0001",
+            "feature_mask": 0x0001,
             "eids": [UEID],
             "seid": None,
             "smcd_v2_gids": [],
@@ -128,7 +129,7 @@ def test_p3_proposal_v1_offer_in_v2_header() -> None:
     assert isinstance(m, Proposal)
     assert (m.typev1, m.typev2) == (SmcType.R, SmcType.N)
     check(
-        m.fields(),
+        message_fields(m),
         {
             "offered": {"v1": ["SMC-R"], "v2": []},
             "peer_id": PEER,
@@ -149,7 +150,7 @@ def test_p4_proposal_v1_rfc_layout() -> None:
     assert isinstance(m, Proposal)
     assert m.version == 1 and m.typev2 is None
     check(
-        m.fields(),
+        message_fields(m),
         {
             "offered": {"v1": ["SMC-R"]},
             "peer_id": PEER,
@@ -171,7 +172,7 @@ def test_v1_proposal_with_smcd_area() -> None:
     m = decode(bytes(data))
     assert isinstance(m, Proposal) and m.malformed is None
     check(
-        m.fields(),
+        message_fields(m),
         {
             "offered": {"v1": ["SMC-R", "SMC-D"]},
             "iparea_offset": 40,
@@ -181,12 +182,12 @@ def test_v1_proposal_with_smcd_area() -> None:
             "ipv4_prefix": "10.0.0.0/24",
         },
     )
-    assert m.fields(reserved=True)["reserved_48"] == "0xabcd"
+    assert message_fields(m, reserved=True)["reserved_48"] == "0xabcd"
 
 
 def test_hwipl_proposal() -> None:
     m = decode(V["hwipl-proposal"])
-    check(m.fields(), {"peer_id": PEER, "smcr_gid": GID, "ipv4_prefix": "127.0.0.0/8"})
+    check(message_fields(m), {"peer_id": PEER, "smcr_gid": GID, "ipv4_prefix": "127.0.0.0/8"})
 
 
 def test_a1_accept_smcd_v2_release1_emulated_gid() -> None:
@@ -195,7 +196,7 @@ def test_a1_accept_smcd_v2_release1_emulated_gid() -> None:
     assert (m.path, m.first_contact, m.release, m.eyecatcher) == ("SMC-D", True, 1, "SMC-D")
     assert m.fce is not None and m.fce.size == 52
     check(
-        m.fields(),
+        message_fields(m),
         {
             "path": "SMC-D",
             "first_contact": True,
@@ -204,16 +205,16 @@ def test_a1_accept_smcd_v2_release1_emulated_gid() -> None:
             "dmb_token": "0x0000000012340001",
             "dmbe_index": 0,
             "dmbe_size": 128 * 1024,
-            "link_id": "0x00000101",
-            "chid": "0xffff",
+            "link_id": 0x00000101,
+            "chid": 0xffff,
             "eid": UEID,
             "os_type": "Linux",
             "release": 1,
             "hostname": "host-a",
             "max_conns": 0,
             "max_links": 0,
-            "feature_mask": "0x0001",
-            "vendor_options": "0x00000000",
+            "feature_mask": 0x0001,
+            "vendor_options": 0x00000000,
             "v2_direct": None,
         },
     )
@@ -224,11 +225,11 @@ def test_a2_accept_smcd_v2_release0_short_fce() -> None:
     assert isinstance(m, Accept)
     assert m.release == 0 and m.fce is not None and m.fce.size == 36
     check(
-        m.fields(),
+        message_fields(m),
         {
             "gid": "0x1122334455667788",  # gid_ext 0: 64-bit GID
             "gid_ext": "0x0000000000000000",
-            "chid": "0x0101",
+            "chid": 0x0101,
             "eid": UEID,
             "os_type": "Linux",
             "release": 0,
@@ -243,14 +244,14 @@ SMCR_LINK = {
     "peer_id": PEER,
     "gid": GID,
     "mac": MAC,
-    "qp_number": "0x0000e4",
-    "rmb_rkey": "0x0000157d",
+    "qp_number": 0x0000e4,
+    "rmb_rkey": 0x0000157d,
     "rmbe_index": 1,
-    "rmbe_alert_token": "0x00000005",
+    "rmbe_alert_token": 0x00000005,
     "rmbe_size": 64 * 1024,
     "qp_mtu": 1024,
     "rmb_virtual_address": "0x00000000f0a60000",
-    "psn": "0x72f5fe",
+    "psn": 0x72f5fe,
 }
 
 
@@ -259,7 +260,7 @@ def test_a3_accept_smcr_v2_first_contact() -> None:
     assert isinstance(m, Accept)
     assert (m.path, m.first_contact, m.release) == ("SMC-R", True, 1)
     check(
-        m.fields(),
+        message_fields(m),
         {
             **SMCR_LINK,
             "eid": UEID,
@@ -269,17 +270,17 @@ def test_a3_accept_smcr_v2_first_contact() -> None:
             "hostname": "host-a",
             "max_conns": 255,
             "max_links": 2,
-            "feature_mask": "0x0001",
+            "feature_mask": 0x0001,
         },
     )
-    assert "gid_list" not in m.fields()
+    assert "gid_list" not in message_fields(m)
 
 
 def test_c3_confirm_smcr_v2_gid_list() -> None:
     m = decode(V["C3"])
     assert isinstance(m, Confirm)
     check(
-        m.fields(),
+        message_fields(m),
         {
             **SMCR_LINK,
             "first_contact": True,
@@ -294,8 +295,8 @@ def test_a4_accept_smcr_v1(name: str) -> None:
     m = decode(V[name])
     assert isinstance(m, Accept)
     assert (m.path, m.first_contact, m.release, m.version) == ("SMC-R", True, None, 1)
-    check(m.fields(), {**SMCR_LINK, "path": "SMC-R", "first_contact": True})
-    assert "eid" not in m.fields()
+    check(message_fields(m), {**SMCR_LINK, "path": "SMC-R", "first_contact": True})
+    assert "eid" not in message_fields(m)
 
 
 def test_hwipl_confirm() -> None:
@@ -303,13 +304,13 @@ def test_hwipl_confirm() -> None:
     assert isinstance(m, Confirm)
     assert not m.first_contact
     check(
-        m.fields(),
+        message_fields(m),
         {
-            "qp_number": "0x0000e5",
-            "rmb_rkey": "0x0000187f",
-            "rmbe_alert_token": "0x00000006",
+            "qp_number": 0x0000e5,
+            "rmb_rkey": 0x0000187f,
+            "rmbe_alert_token": 0x00000006,
             "rmb_virtual_address": "0x00000000f0a40000",
-            "psn": "0x0d89a4",
+            "psn": 0x0d89a4,
         },
     )
 
@@ -319,12 +320,12 @@ def test_a5_accept_smcd_v1() -> None:
     assert isinstance(m, Accept)
     assert (m.path, m.first_contact, m.eyecatcher) == ("SMC-D", True, "SMC-D")
     check(
-        m.fields(),
+        message_fields(m),
         {
             "gid": "0x1122334455667788",
             "dmb_token": "0x0000000012340001",
             "dmbe_size": 128 * 1024,
-            "link_id": "0x00000101",
+            "link_id": 0x00000101,
             "chid": None,
         },
     )
@@ -334,7 +335,7 @@ def test_d1_decline_v1() -> None:
     m = decode(V["D1"])
     assert isinstance(m, Decline)
     assert (m.diagnosis, m.out_of_sync, m.supplemental_diagnosis) == (0x03030000, False, None)
-    f = m.fields()
+    f = message_fields(m)
     assert f["diagnosis"]["name"] == "NOSMCDEV"
     assert f["diagnosis"]["hex"] == "0x03030000"
     assert "IPSEC" in f["diagnosis"]["text"]  # the 4.11-4.18 meaning is mentioned
@@ -346,21 +347,25 @@ def test_d2_decline_v2_out_of_sync() -> None:
     assert isinstance(m, Decline)
     assert m.diagnosis == 0x03030009 and m.out_of_sync
     check(
-        m.fields(),
+        message_fields(m),
         {
             "out_of_sync": True,
             "os_type": "Linux",
-            "supplemental_diagnosis": ["0x0303000a", "0x00000000", "0x00000000", "0x00000000"],
+            "supplemental_diagnosis": [
+                {"code": 0x0303000A, "hex": "0x0303000a", "name": "MAXCONNERR",
+                 "text": "max connections negotiation failed"},
+                *[{"code": 0, "hex": "0x00000000", "name": "UNKNOWN",
+                   "text": "unknown class 0x00 code"}] * 3],
         },
     )
-    assert m.fields()["diagnosis"]["name"] == "RELEASEERR"
+    assert message_fields(m)["diagnosis"]["name"] == "RELEASEERR"
 
 
 def test_hwipl_decline_placeholder_peer() -> None:
     m = decode(V["hwipl-decline"])
     assert isinstance(m, Decline)
-    assert m.fields()["peer_id_hex"] == "0x2525252525252500"
-    assert m.fields()["diagnosis"]["name"] == "NOSMCDEV"
+    assert message_fields(m)["peer_id_hex"] == "0x2525252525252500"
+    assert message_fields(m)["diagnosis"]["name"] == "NOSMCDEV"
 
 
 def test_peek_header() -> None:
@@ -374,12 +379,13 @@ def test_peek_header() -> None:
 
 def test_emulated_gid_pairs_joining() -> None:
     from smctrace.clc.decode import join_smcd_v2_gids
+    from smctrace.schema import _gid_entry
 
     entries = [(1, 0x1234), (2, 0xFFFF), (3, 0xFFFF), (4, 0xFF00), (5, 0xFF01), (6, 0xFF01)]
-    joined = [g.to_json() for g in join_smcd_v2_gids(entries)]
+    joined = [_gid_entry(g) for g in join_smcd_v2_gids(entries)]
     assert joined == [
-        {"gid": "0x0000000000000001", "chid": "0x1234"},
-        {"gid": "0x00000000000000020000000000000003", "chid": "0xffff"},
-        {"gid": "0x0000000000000004", "chid": "0xff00", "unpaired": True},
-        {"gid": "0x00000000000000050000000000000006", "chid": "0xff01"},
+        {"gid": "0x0000000000000001", "chid": 0x1234},
+        {"gid": "0x00000000000000020000000000000003", "chid": 0xffff},
+        {"gid": "0x0000000000000004", "chid": 0xff00, "unpaired": True},
+        {"gid": "0x00000000000000050000000000000006", "chid": 0xff01},
     ]

@@ -10,6 +10,7 @@ from hypothesis import strategies as st
 
 from smctrace.clc import EYECATCHER_D, EYECATCHER_R, ClcMessage, decode, peek_header, safe_text
 from smctrace.output.clc_text import format_message, hexdump
+from smctrace.schema import message_fields
 from tests.test_clc_vectors import ALL_VECTORS
 
 VECTORS = list(ALL_VECTORS.values())
@@ -20,7 +21,7 @@ def _check(msg: ClcMessage, data: bytes) -> None:
     assert msg.raw == data
     assert msg.malformed is None or not msg.malformed.startswith("decoder error"), msg.malformed
     for reserved in (False, True):
-        fields = msg.fields(reserved=reserved)
+        fields = message_fields(msg, reserved=reserved)
         text = json.dumps(fields)  # JSON-able
         assert text.isascii()
     line = format_message(msg, reserved=True)

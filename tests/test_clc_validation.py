@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from smctrace.clc import Accept, ClcMessage, Confirm, Decline, Proposal, decode
+from smctrace.schema import message_fields
 from tests.test_clc_vectors import ALL_VECTORS as V
 
 R = b"\xe2\xd4\xc3\xd9"
@@ -30,9 +31,9 @@ def test_truncated_message_is_decoded_as_far_as_possible() -> None:
     m = decode(V["A3"][:100])
     assert isinstance(m, Accept)
     assert reasons(m) == ["truncated: 100 of 160 bytes"]
-    f = m.fields()
+    f = message_fields(m)
     assert f["peer_id"] == "45472@98:03:9b:ab:cd:ef"
-    assert f["psn"] == "0x72f5fe"
+    assert f["psn"] == 0x72f5fe
     assert f["hostname"] is None and m.release is None
 
 
@@ -88,7 +89,7 @@ def test_unknown_type() -> None:
     m = decode(patch(V["D1"], 4, b"\x07"))
     assert type(m) is ClcMessage and m.kind == "unknown"
     assert reasons(m) == ["unknown message type 7"]
-    assert m.fields() == {"type_code": 7}
+    assert message_fields(m) == {"type_code": 7}
 
 
 def test_bad_trailer() -> None:
@@ -241,9 +242,9 @@ def test_v2_without_first_contact_lengths() -> None:
     assert "length 160, SMC-R v2 Accept without first contact must be 108" in reasons(m)
     assert isinstance(m, Accept) and m.fce is None and m.release is None
     ok = decode(resize(a3, 108))
-    assert ok.malformed is None and ok.fields()["eid"] == "SMCTRACE-TEST-UEID"
+    assert ok.malformed is None and message_fields(ok)["eid"] == "SMCTRACE-TEST-UEID"
     d = decode(resize(patch(V["A1"], 7, b"\x21"), 78))
-    assert d.malformed is None and d.fields()["chid"] == "0xffff"
+    assert d.malformed is None and message_fields(d)["chid"] == 0xffff
 
 
 def test_smcd_fce_release_mismatch() -> None:
@@ -290,7 +291,7 @@ def test_wire_strings_are_escaped() -> None:
     evil = b"\x1b[31mEVIL\x07\\" + b" " * 22
     data = patch(V["A3"], 108, evil)
     m = decode(data)
-    assert m.fields()["hostname"] == "\\x1b[31mEVIL\\x07\\x5c"
-    for value in m.fields().values():
+    assert message_fields(m)["hostname"] == "\\x1b[31mEVIL\\x07\\x5c"
+    for value in message_fields(m).values():
         if isinstance(value, str):
             assert all(0x20 <= ord(c) < 0x7F for c in value)

@@ -24,6 +24,7 @@ from typing import Any
 import pytest
 
 from smctrace.clc import AcceptConfirm, ClcMessage, Proposal, decode
+from smctrace.schema import message_fields
 from tests.test_clc_vectors import ALL_VECTORS, SPEC_8_2
 
 REAL = Path(__file__).resolve().parent / "data" / "real-kernel"
@@ -136,9 +137,9 @@ def _raw_smcd_v2_entries(f: dict[str, Any]) -> list[tuple[str, str]]:
     out: list[tuple[str, str]] = []
     for e in f["smcd_v2_gids"]:
         gid = e["gid"].removeprefix("0x")
-        out.append(("0x" + gid[:16], e["chid"]))
+        out.append(("0x" + gid[:16], f"0x{e['chid']:04x}"))
         if len(gid) == 32:
-            out.append(("0x" + gid[16:], e["chid"]))
+            out.append(("0x" + gid[16:], f"0x{e['chid']:04x}"))
     return out
 
 
@@ -150,7 +151,7 @@ def _proposal_ism_gid(m: ClcMessage, f: dict[str, Any], t: TsharkField, i: int) 
 
 def _proposal_chid(m: ClcMessage, f: dict[str, Any], t: TsharkField, i: int) -> str:
     if t.offset == 48:
-        return str(f["ism_chid"])
+        return f"0x{f['ism_chid']:04x}"
     return _raw_smcd_v2_entries(f)[i - (1 if _native_chid_shown(m) else 0)][1]
 
 
@@ -197,11 +198,16 @@ def _smcd_gid64(m: ClcMessage, f: dict[str, Any], t: TsharkField, i: int) -> str
 def _diag(m: ClcMessage, f: dict[str, Any], t: TsharkField, i: int) -> str:
     if i == 0:
         return str(f["diagnosis"]["hex"])
-    return str(f["supplemental_diagnosis"][i - 1])
+    return str(f["supplemental_diagnosis"][i - 1]["hex"])
 
 
 def _decline_flags2(m: ClcMessage, f: dict[str, Any], t: TsharkField, i: int) -> str:
     return f"0x{(f['os_type_code'] << 4) | _rsv_bits(m, t.offset):02x}"
+
+
+def _hexw(digits: int) -> Callable[[Any], str]:
+    """tshark shows BASE_HEX integers zero-padded to the field's width."""
+    return lambda v: f"0x{v:0{digits}x}"
 
 
 def _field(name: str, conv: Callable[[Any], str] = str) -> Expect:
@@ -291,14 +297,14 @@ FIELD_MAP: dict[str, Expect | None] = {
     "smc.client.gid": _field("gid"),
     "smc.accept.server.preferred.mac": _field("mac"),
     "smc.confirm.client.mac": _field("mac"),
-    "smc.accept.server.qp.number": _field("qp_number"),
-    "smc.confirm.client.qp.number": _field("qp_number"),
-    "smc.accept.server.rmb.rkey": _field("rmb_rkey"),
-    "smc.confirm.client.rmb.rkey": _field("rmb_rkey"),
+    "smc.accept.server.qp.number": _field("qp_number", _hexw(6)),
+    "smc.confirm.client.qp.number": _field("qp_number", _hexw(6)),
+    "smc.accept.server.rmb.rkey": _field("rmb_rkey", _hexw(8)),
+    "smc.confirm.client.rmb.rkey": _field("rmb_rkey", _hexw(8)),
     "smc.accept.server.tcp.conn.index": _field("rmbe_index"),
     "smc.confirm.client.tcp.conn.index": _field("rmbe_index"),
-    "smc.accept.server.rmb.element.alert.token": _field("rmbe_alert_token"),
-    "smc.client.rmb.element.alert.token": _field("rmbe_alert_token"),
+    "smc.accept.server.rmb.element.alert.token": _field("rmbe_alert_token", _hexw(8)),
+    "smc.client.rmb.element.alert.token": _field("rmbe_alert_token", _hexw(8)),
     "smc.accept.flags.2": _sizes_byte,
     "smc.confirm.flags.2": _sizes_byte,
     "smc.accept.rmb.buffer.size": _field("rmbe_size", lambda v: str(_code_from_bytes(v, 16384))),
@@ -307,8 +313,8 @@ FIELD_MAP: dict[str, Expect | None] = {
     "smc.confirm.qp.mtu.value": _qp_mtu,
     "smc.accept.server.rmb.virtual.address": _field("rmb_virtual_address"),
     "smc.client.rmb.virtual.address": _field("rmb_virtual_address"),
-    "smc.accept.initial.psn": _field("psn"),
-    "smc.initial.psn": _field("psn"),
+    "smc.accept.initial.psn": _field("psn", _hexw(6)),
+    "smc.initial.psn": _field("psn", _hexw(6)),
     # v2 common
     "smc.accept.eid": _str_field("eid"),
     "smc.confirm.eid": _str_field("eid"),
@@ -334,10 +340,10 @@ FIELD_MAP: dict[str, Expect | None] = {
     "smc.confirm.dmbe.size": _dmbe_byte,
     "smc.accept.dmbe.buffer.size": _field("dmbe_size", lambda v: str(_code_from_bytes(v, 16384))),
     "smc.confirm.dmbe.buffer.size": _field("dmbe_size", lambda v: str(_code_from_bytes(v, 16384))),
-    "smc.accept.server.linkid": _field("link_id"),
-    "smc.confirm.client.linkid": _field("link_id"),
-    "smc.accept.smc.chid": _field("chid"),
-    "smc.confirm.smc.chid": _field("chid"),
+    "smc.accept.server.linkid": _field("link_id", _hexw(8)),
+    "smc.confirm.client.linkid": _field("link_id", _hexw(8)),
+    "smc.accept.smc.chid": _field("chid", _hexw(4)),
+    "smc.confirm.smc.chid": _field("chid", _hexw(4)),
     # Decline
     "smc.decline.flags": _byte7,
     "smc.decline.smc.version": _header("version"),
@@ -353,7 +359,7 @@ def compare(
     msg: ClcMessage, pdu: TsharkPdu, max_offset: int | None = None
 ) -> tuple[int, list[str]]:
     """Compare every tshark field with smctrace's value: (fields compared, mismatches)."""
-    fields = msg.fields()
+    fields = message_fields(msg)
     seen: dict[str, int] = defaultdict(int)
     compared = 0
     problems: list[str] = []

@@ -1,4 +1,12 @@
-"""JSON lines: the stable interface for scripts (schema in README.md)."""
+"""JSON lines: the stable interface for scripts; every object is declared in
+:mod:`smctrace.schema` (``smctrace --json-schema``).
+
+A message event is written without building its object each time: the part that depends
+only on the message (type, version, length, eyecatcher, fields, malformed, hex) is
+encoded once per distinct message and kept (a host's Proposals and Declines repeat byte
+for byte), and the per-event part in front of it (time, frame, ends, sender) is joined as
+text.  A test holds the result to ``json.dumps(schema.clc_record(...))`` byte for byte.
+"""
 
 from __future__ import annotations
 
@@ -6,7 +14,12 @@ import json
 from collections.abc import Callable
 from typing import Any, TextIO
 
+from smctrace import schema
+from smctrace.clc import ClcMessage
 from smctrace.events import ConnectionOutcome, EventSink, GapEvent, MessageEvent, TraceSummary
+
+# Encoded message tails kept (the oldest goes first beyond this).
+TAIL_CACHE_SIZE = 4096
 
 
 def _make_encoder() -> Callable[[Any], str]:
@@ -29,60 +42,7 @@ def _make_encoder() -> Callable[[Any], str]:
     return encode
 
 
-_encode = _make_encoder()
-
-
-def message_record(event: MessageEvent, *, reserved: bool = False,
-                   hex_dump: bool = False) -> dict[str, Any]:
-    """The ``clc`` event of the JSON lines output."""
-    msg = event.message
-    header = msg.header
-    conn = event.conn
-    obj: dict[str, Any] = {
-        "event": "clc", "time": event.time, "frame": event.frame,
-        "client": str(conn.client), "server": str(conn.server),
-        "from": event.sender, "type": msg.kind, "version": header.version,
-        "length": header.length, "eyecatcher": header.eyecatcher,
-        "fields": msg.fields(reserved=reserved), "malformed": msg.malformed,
-    }
-    if hex_dump:
-        obj["hex"] = msg.raw.hex()
-    return obj
-
-
-def gap_record(event: GapEvent) -> dict[str, Any]:
-    """The ``gap`` event of the JSON lines output."""
-    return {"event": "gap", "time": event.time, "client": str(event.conn.client),
-            "server": str(event.conn.server), "from": event.sender,
-            "seq": event.seq, "missing": event.missing}
-
-
-def connection_record(outcome: ConnectionOutcome) -> dict[str, Any]:
-    """The ``connection`` event of the JSON lines output."""
-    return {
-        "event": "connection", "client": str(outcome.conn.client),
-        "server": str(outcome.conn.server), "start": outcome.start, "end": outcome.end,
-        "syn_option": outcome.syn_option, "synack_option": outcome.synack_option,
-        "messages": list(outcome.messages), "outcome": outcome.outcome,
-        "path": outcome.path, "version": outcome.version, "release": outcome.release,
-        "first_contact": outcome.first_contact, "decline": outcome.decline_info(),
-        "reason": outcome.reason, "handshake_ms": outcome.handshake_ms,
-        "retransmissions": outcome.retransmissions,
-    }
-
-
-def summary_record(s: TraceSummary) -> dict[str, Any]:
-    """The ``summary`` event of the JSON lines output (always the last line)."""
-    obj: dict[str, Any] = {
-        "event": "summary", "frames": s.frames, "segments": s.segments,
-        "connections": s.connections, "outcomes": dict(s.outcomes),
-        "plain_tcp": s.plain_tcp, "messages": s.messages, "malformed": s.malformed,
-        "gaps": s.gaps, "duplicates": s.duplicates,
-        "unanswered_syns": {"count": s.unanswered_syns, "sample": s.unanswered_sample},
-        "evicted": s.evicted, "warnings": s.warnings,
-    }
-    obj.update(s.capture)
-    return obj
+encode = _make_encoder()
 
 
 class JsonOutput(EventSink):
@@ -90,21 +50,47 @@ class JsonOutput(EventSink):
         self._out = out
         self._reserved = reserved
         self._hex = hex_dump
+        self._tails: dict[bytes, str] = {}
 
     def _emit(self, obj: dict[str, Any]) -> None:
         # ensure_ascii keeps every wire string escaped: no control byte reaches a terminal.
-        self._out.write(_encode(obj) + "\n")
+        self._out.write(encode(obj) + "\n")
+
+    def _tail(self, msg: ClcMessage) -> str:
+        """``"type": ..., "fields": {...}, "malformed": ...}`` of a message, encoded once."""
+        header = msg.header
+        obj: dict[str, Any] = {
+            "type": msg.kind, "version": header.version, "length": header.length,
+            "eyecatcher": header.eyecatcher,
+            "fields": schema.message_fields(msg, self._reserved), "malformed": msg.malformed,
+        }
+        if self._hex:
+            obj["hex"] = msg.raw.hex()
+        return encode(obj)[1:]
 
     def on_message(self, event: MessageEvent) -> None:
-        self._emit(message_record(event, reserved=self._reserved, hex_dump=self._hex))
+        msg = event.message
+        tail = self._tails.get(msg.raw)
+        if tail is None:
+            tail = self._tail(msg)
+            if len(self._tails) >= TAIL_CACHE_SIZE:
+                del self._tails[next(iter(self._tails))]
+            self._tails[msg.raw] = tail
+        conn = event.conn
+        # Endpoints are ip:port text (digits, hex, dots, colons, brackets): nothing to escape.
+        self._out.write(f'{{"event": "clc", "time": {event.time!r}, "frame": {event.frame}, '
+                        f'"client": "{conn.client}", "server": "{conn.server}", '
+                        f'"from": "{event.sender}", {tail}\n')
 
     def on_gap(self, event: GapEvent) -> None:
-        self._emit(gap_record(event))
+        self._emit(schema.gap_record(event))
 
     def on_connection(self, outcome: ConnectionOutcome) -> None:
-        self._emit(connection_record(outcome))
+        self._emit(schema.connection_record(outcome))
+
+    def flush(self) -> None:
         self._out.flush()
 
     def finish(self, summary: TraceSummary) -> None:
-        self._emit(summary_record(summary))
+        self._emit(schema.summary_record(summary))
         self._out.flush()
