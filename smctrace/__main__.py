@@ -1,3 +1,5 @@
-from smctrace.cli import main
+"""``python -m smctrace``: the same as the ``smctrace`` command."""
+
+from smctrace.entry import main
 
 main()

@@ -13,13 +13,10 @@ from typing import TextIO
 
 import click
 
-from smctrace import __version__
+from smctrace import __version__, entry
 from smctrace.events import ConnectionOutcome, EventSink, GapEvent, MessageEvent, TraceSummary
 from smctrace.frame import CaptureError
 from smctrace.output.common import summary_line
-from smctrace.output.jsonl import JsonOutput
-from smctrace.output.table import TableOutput
-from smctrace.output.text import TextOutput
 from smctrace.pipeline import Tracer
 
 IDLE_TICK = 1.0  # seconds between idle wake-ups of the live tracer
@@ -56,14 +53,47 @@ class CountingSink(EventSink):
         self.decided += 1
         self.inner.on_connection(outcome)
 
+    def flush(self) -> None:
+        self.inner.flush()
+
 
 def make_output(out: TextIO, *, as_json: bool, as_table: bool, hex_dump: bool, reserved: bool,
                 timestamps: bool) -> EventSink:
+    # Only the chosen output is imported: start-up pays for what the run uses.
     if as_json:
+        from smctrace.output.jsonl import JsonOutput
+
         return JsonOutput(out, reserved=reserved, hex_dump=hex_dump)
     if as_table:
+        from smctrace.output.table import TableOutput
+
         return TableOutput(out)
+    from smctrace.output.text import TextOutput
+
     return TextOutput(out, timestamps=timestamps, hex_dump=hex_dump, reserved=reserved)
+
+
+class Interruption:
+    """SIGINT/SIGTERM end a trace at the next batch of segments, with its summary (like
+    tcpdump); a signal that came during start-up stops it before the first one."""
+
+    def __init__(self) -> None:
+        self.requested = bool(entry.pending)
+
+    def __enter__(self) -> Interruption:
+        self._previous = [signal.signal(s, self._request) for s in (signal.SIGINT,
+                                                                     signal.SIGTERM)]
+        if entry.pending:
+            self.requested = True
+        return self
+
+    def _request(self, signum: int, _frame: object) -> None:
+        self.requested = True
+
+    def __exit__(self, *exc: object) -> None:
+        for signum, previous in zip((signal.SIGINT, signal.SIGTERM), self._previous,
+                                    strict=True):
+            signal.signal(signum, previous)
 
 
 def finish_output(sink: EventSink, summary: TraceSummary) -> None:
@@ -85,9 +115,12 @@ def trace_file(path: str, sink: CountingSink) -> int:
     frames = 0
     snaplens: set[int] = set()
     try:
-        with CaptureFile(path) as capture:
+        with CaptureFile(path) as capture, Interruption() as interruption:
             try:
-                tracer.feed_segments(capture.segments(tracer.engine))
+                for batch in capture.segment_batches(tracer.engine):
+                    if interruption.requested:
+                        break
+                    tracer.feed_segments(batch)
             except CaptureError as exc:
                 failure = exc  # report after the valid prefix has been decoded
             frames = capture.frames_read
@@ -110,12 +143,6 @@ def trace_live(interfaces: list[str], sink: CountingSink, *, backend: str, snapl
     from smctrace.live.capture import RECEIVE_BUFFER_BYTES
     from smctrace.privileges import CAP_BPF, PrivilegeError, drop_privileges
 
-    stop_requested = False
-
-    def request_stop(signum: int, _frame: object) -> None:
-        nonlocal stop_requested
-        stop_requested = True
-
     # Ordinary SYNs never reach user space live, so plain TCP connections are not counted.
     tracer = Tracer(sink, sees_plain_syns=False)
     capture = LiveCapture(interfaces, backend=backend, snaplen=snaplen, promisc=promisc,
@@ -124,6 +151,7 @@ def trace_live(interfaces: list[str], sink: CountingSink, *, backend: str, snapl
     writer = None
     frames = 0
     wake_read = wake_write = -1
+    interruption = Interruption().__enter__()  # a signal during attach stops at once
     try:
         capture.attach()
         if capture.notice:
@@ -135,8 +163,6 @@ def trace_live(interfaces: list[str], sink: CountingSink, *, backend: str, snapl
         drop_privileges(user, keep=(CAP_BPF,) if capture.backend_used == "bcc" else ())
         click.echo(f"tracing on {', '.join(interfaces)} (backend {capture.backend_used}), "
                    f"snapshot length {snaplen} bytes", err=True)
-        signal.signal(signal.SIGINT, request_stop)
-        signal.signal(signal.SIGTERM, request_stop)
         # A signal writes to this pipe and so wakes the capture's poll() at once; the idle
         # tick (late-Decline timers, --duration) can then be rare: an idle tracer costs
         # one wake-up a second.
@@ -148,7 +174,7 @@ def trace_live(interfaces: list[str], sink: CountingSink, *, backend: str, snapl
         tick = min(IDLE_TICK, duration) if duration else IDLE_TICK
 
         def should_stop() -> bool:
-            if stop_requested:
+            if interruption.requested:
                 return True
             if count is not None and sink.decided >= count:
                 return True
@@ -157,6 +183,7 @@ def trace_live(interfaces: list[str], sink: CountingSink, *, backend: str, snapl
         for frame in capture.frames(should_stop, poll_interval=tick, wake_fd=wake_read):
             if frame is None:
                 tracer.advance(time.time())  # idle: let late-Decline timers expire
+                sink.flush()
                 continue
             frames += 1
             sink.frame_messages.clear()
@@ -166,6 +193,7 @@ def trace_live(interfaces: list[str], sink: CountingSink, *, backend: str, snapl
     except (LiveError, PrivilegeError) as exc:
         raise UserError(str(exc)) from None
     finally:
+        interruption.__exit__()
         if wake_write >= 0:
             signal.set_wakeup_fd(-1)
             os.close(wake_read)
@@ -227,7 +255,10 @@ def user_errors() -> Iterator[None]:
               help="Read a pcap or pcapng file ('-' for standard input).")
 @click.option("-i", "--interface", "interfaces", multiple=True, metavar="IFACE",
               help="Trace live on IFACE (repeatable; 'any' for every interface).")
-@click.option("--json", "as_json", is_flag=True, help="Write JSON lines (schema: README).")
+@click.option("--json", "as_json", is_flag=True,
+              help="Write JSON lines (schema: --json-schema).")
+@click.option("--json-schema", "print_schema", is_flag=True,
+              help="Print the JSON Schema of the JSON lines and exit.")
 @click.option("--table", "as_table", is_flag=True,
               help="At the end, print tables of connections and of outcome counts.")
 @click.option("--hex", "hex_dump", is_flag=True, help="Add a hex dump of every CLC message.")
@@ -261,7 +292,8 @@ def user_errors() -> Iterator[None]:
 def main(path: str | None, interfaces: tuple[str, ...], as_json: bool, as_table: bool,
          hex_dump: bool, reserved: bool, no_timestamps: bool, count: int | None,
          duration: float | None, snaplen: int, buffer_kib: int | None, promisc: bool,
-         write: str | None, backend: str, print_program: bool, user: str) -> None:
+         write: str | None, backend: str, print_program: bool, user: str,
+         print_schema: bool) -> None:
     """Show, for every TCP connection, whether SMC was negotiated, over which path, and
     if not, exactly why.
 
@@ -274,6 +306,11 @@ def main(path: str | None, interfaces: tuple[str, ...], as_json: bool, as_table:
     with user_errors():
         if as_json and as_table:
             raise UserError("--json and --table cannot be combined; pick one")
+        if print_schema:
+            from smctrace.schema import schema_text
+
+            click.echo(schema_text(), nl=False)
+            return
         if print_program:
             from smctrace.live import program_source
 

@@ -131,5 +131,9 @@ class EventSink:
     def on_connection(self, outcome: ConnectionOutcome) -> None:
         """A connection's outcome is known."""
 
+    def flush(self) -> None:
+        """Nothing more is coming for now (live: the capture is idle): write out what is
+        buffered, so a reader sees each connection as it is decided."""
+
     def finish(self, summary: TraceSummary) -> None:
         """The trace is over: render what waited for the end, flush."""

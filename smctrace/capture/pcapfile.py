@@ -215,17 +215,23 @@ class CaptureFile:
             yield item
 
     def segments(self, engine: EngineLike) -> Iterator[SegmentTuple]:
-        """The segments that cross the SMC-relevance rule, in file order.
+        """The segments that cross the SMC-relevance rule, in file order."""
+        for batch in self.segment_batches(engine):
+            yield from batch
+
+    def segment_batches(self, engine: EngineLike) -> Iterator[list[SegmentTuple]]:
+        """The segments that cross the rule, in file order, a list per read of the input.
 
         The engine walks the records (in C when built); Python reads only what the
         engine stops at: file and block headers, obsolete packet blocks, records split
         across reads, and damage (which ends with CaptureError after the valid prefix).
+        A list is reused: take its items before asking for the next one.
         """
         for item in self._walk(engine):
-            assert not isinstance(item, Frame)
+            assert isinstance(item, list)
             yield item
 
-    def _walk(self, engine: EngineLike | None) -> Iterator[Frame | SegmentTuple]:
+    def _walk(self, engine: EngineLike | None) -> Iterator[Frame | list[SegmentTuple]]:
         if self._iterating:
             raise RuntimeError("a CaptureFile can only be iterated once")
         self._iterating = True
@@ -245,7 +251,7 @@ class CaptureFile:
 
     # -- classic pcap ---------------------------------------------------------------
 
-    def _pcap(self, engine: EngineLike | None) -> Iterator[Frame | SegmentTuple]:
+    def _pcap(self, engine: EngineLike | None) -> Iterator[Frame | list[SegmentTuple]]:
         buffer = self._buffer
         if not buffer.ensure(PCAP_FILE_HEADER_LEN):
             raise CaptureError(
@@ -275,7 +281,7 @@ class CaptureFile:
                 self.frames_read += walked
                 buffer.pos = position
                 if out:
-                    yield from out
+                    yield out
                     out.clear()
             # The record at buffer.pos is not complete in the window (or the engine
             # stopped at it): check it and read on, or report the damage.
@@ -306,7 +312,7 @@ class CaptureFile:
 
     # -- pcapng ---------------------------------------------------------------------
 
-    def _pcapng(self, engine: EngineLike | None) -> Iterator[Frame | SegmentTuple]:
+    def _pcapng(self, engine: EngineLike | None) -> Iterator[Frame | list[SegmentTuple]]:
         section = _PcapngSection(self.name)
         buffer = self._buffer
         out: list[SegmentTuple] = []
@@ -318,7 +324,7 @@ class CaptureFile:
                 self.frames_read += walked
                 buffer.pos = position
                 if out:
-                    yield from out
+                    yield out
                     out.clear()
             # Python handles this block: non-packet blocks, damage, or no engine.
             if not buffer.ensure(12):
@@ -366,7 +372,7 @@ class CaptureFile:
                 engine.feed(frame.data, frame.linktype, frame.time, frame.number,
                             frame.interface, frame.orig_len, True, out)
                 if out:
-                    yield from out
+                    yield out
                     out.clear()
                 continue
             if block_type == PCAPNG_SHB:

@@ -577,17 +577,31 @@ _BUILDERS: dict[int, Callable[[_Ctx], Built]] = {
 # --- entry point -----------------------------------------------------------------------------
 
 
+# Decoded messages by their bytes.  A host's Proposals and Declines repeat byte for byte
+# (the same devices, prefixes, EIDs and codes, connection after connection); messages are
+# immutable, so a repeated one is decoded once.  Bounded: the oldest entry goes first.
+_DECODED: dict[bytes, ClcMessage] = {}
+DECODE_CACHE_SIZE = 4096
+
+
 def decode(data: bytes) -> ClcMessage:
     """Decode the bytes of ONE CLC message. Never raises; problems go to ``malformed``."""
+    data = bytes(data)
+    msg = _DECODED.get(data)
+    if msg is not None:
+        return msg
     try:
-        data = bytes(data)
-        return _decode(data)
+        msg = _decode(data)
     except Exception as exc:  # pragma: no cover - safety net, tests assert it is never hit
         return ClcMessage(
             header=ClcHeader("invalid", 0, 0, 0, 0),
-            raw=data if isinstance(data, bytes) else b"",
+            raw=data,
             malformed=f"decoder error: {type(exc).__name__}",
         )
+    if len(_DECODED) >= DECODE_CACHE_SIZE:
+        del _DECODED[next(iter(_DECODED))]
+    _DECODED[data] = msg
+    return msg
 
 
 def _decode(data: bytes) -> ClcMessage:

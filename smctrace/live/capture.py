@@ -227,8 +227,9 @@ class LiveCapture:
     def frames(
         self, stop: Callable[[], bool], poll_interval: float = 0.2, wake_fd: int | None = None
     ) -> Iterator[Frame | None]:
-        """Frames as they pass the filter; None on idle ticks (at least every
-        ``poll_interval`` seconds) so the caller can run timers.  Ends when ``stop()`` is
+        """Frames as they pass the filter; None whenever the queues are drained, and on
+        idle ticks (at least every ``poll_interval`` seconds), so the caller can flush its
+        output and run timers.  Ends when ``stop()`` is
         true; raises LiveError when a traced interface goes away or down.
 
         ``wake_fd`` (e.g. the read end of a ``signal.set_wakeup_fd`` pipe) interrupts the
@@ -244,11 +245,9 @@ class LiveCapture:
         if wake_fd is not None:
             poller.register(wake_fd, select.POLLIN)
         number = 0
-        last_tick = time.monotonic()
         while not stop():
             events = poller.poll(poll_interval * 1000)
             if not events:
-                last_tick = time.monotonic()
                 yield None
                 continue
             for fd, _ in events:
@@ -271,9 +270,9 @@ class LiveCapture:
                         yield frame
                 if stop():
                     return
-            if time.monotonic() - last_tick >= poll_interval:
-                last_tick = time.monotonic()
-                yield None
+            # What was ready has been read: a pause in the stream (the caller flushes its
+            # output and runs its timers).
+            yield None
 
     def _channel_error(self, channel: _Channel, exc: OSError) -> LiveError:
         name = channel.device.name

@@ -5,8 +5,6 @@ from __future__ import annotations
 from collections import Counter
 from typing import TextIO
 
-from tabulate import tabulate
-
 from smctrace.clc import describe_decline
 from smctrace.events import OUTCOMES, ConnectionOutcome, EventSink, Outcome, TraceSummary
 from smctrace.output.common import path_label
@@ -21,6 +19,8 @@ class TableOutput(EventSink):
         self._rows.append(outcome)
 
     def finish(self, summary: TraceSummary) -> None:
+        from tabulate import tabulate  # only --table needs it (and its import is slow)
+
         rows = sorted(self._rows, key=lambda o: o.start)
         table = []
         for o in rows:

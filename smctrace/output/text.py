@@ -15,6 +15,8 @@ from smctrace.events import (
 from smctrace.output.clc_text import format_message, hexdump
 from smctrace.output.common import Clock, describe_outcome
 
+TEXT_CACHE_SIZE = 4096  # rendered messages kept (the oldest goes first)
+
 
 class TextOutput(EventSink):
     def __init__(self, out: TextIO, *, timestamps: bool = True, hex_dump: bool = False,
@@ -24,6 +26,7 @@ class TextOutput(EventSink):
         self._hex = hex_dump
         self._reserved = reserved
         self._clock = Clock()
+        self._texts: dict[bytes, str] = {}
 
     def _line(self, time: float, text: str) -> None:
         if self._timestamps:
@@ -37,7 +40,13 @@ class TextOutput(EventSink):
         return f"{a} -> {b}"
 
     def on_message(self, event: MessageEvent) -> None:
-        text = format_message(event.message, reserved=self._reserved)
+        msg = event.message
+        text = self._texts.get(msg.raw)  # a repeated message is rendered once
+        if text is None:
+            text = format_message(msg, reserved=self._reserved)
+            if len(self._texts) >= TEXT_CACHE_SIZE:
+                del self._texts[next(iter(self._texts))]
+            self._texts[msg.raw] = text
         self._line(event.time, f"{self._direction(event.conn, event.sender)}: {text}")
         if self._hex:
             self._out.write(hexdump(event.message.raw) + "\n")
@@ -50,6 +59,8 @@ class TextOutput(EventSink):
     def on_connection(self, outcome: ConnectionOutcome) -> None:
         self._line(outcome.end, f"{outcome.conn.client} -> {outcome.conn.server}: "
                                 f"{describe_outcome(outcome)}")
+
+    def flush(self) -> None:
         self._out.flush()
 
     def finish(self, summary: TraceSummary) -> None:
