@@ -9,7 +9,7 @@ DEMO := tests/data/real-kernel/C-smcd-loopback-ism-k612lo.pcap tests/data/real-k
 # Debian packages: BCC (python3-bpfcc) and kernel headers for the live tracer, tshark as the
 # test oracle, tcpdump and iperf3 for benchmarks, python3-dev to build the C frame scanner.
 APT_PACKAGES := python3-venv python3-dev python3-pip gcc libc6-dev python3-bpfcc \
-	linux-headers-amd64 tshark tcpdump iproute2 procps iperf3
+	linux-headers-amd64 tshark tcpdump iproute2 procps iperf3 time
 
 .PHONY: run test setup apt lint bench bench-live lab-test clean
 

@@ -1,7 +1,8 @@
 """The rule applied to a stream of frames: what the capture readers and live capture use.
 
 :class:`Engine` is the C engine (``smctrace/match/_engine.c``) when it was built, else
-:class:`PythonEngine`, its twin over :mod:`smctrace.match.reference`; both take the same
+:class:`~smctrace.match.pyengine.PythonEngine`, its twin over
+:mod:`smctrace.match.reference` (imported only when it is used); both take the same
 calls and give the same results:
 
 * ``scan_pcap`` / ``scan_pcapng`` walk the records of a capture buffer, apply the rule,
@@ -16,22 +17,12 @@ calls and give the same results:
 
 from __future__ import annotations
 
-import socket
-import struct
-import sys
-from collections import OrderedDict
 from collections.abc import Sequence
 from typing import Any, NamedTuple, Protocol
-
-from smctrace.capture.formats import pcapng_time
-from smctrace.frame import SUPPORTED_LINKTYPES
-from smctrace.match import reference as ref
-from smctrace.match import rule as R
 
 STATUS_STOP = 0  # the record/block at the returned offset needs the Python reader
 STATUS_END = 1  # the buffer was walked to its end
 
-PLAIN_SYN_MEMORY = 4096  # recent plain (flow, ISN) pairs, so retransmitted SYNs count once
 
 
 class Segment(NamedTuple):
@@ -80,202 +71,6 @@ class EngineLike(Protocol):
     def counters(self) -> dict[str, Any]: ...
 
 
-class _Held(NamedTuple):
-    frame: bytes
-    time: float
-    number: int
-    interface: int
-    linktype: int
-    orig_len: int
-
-
-def _text(address: bytes) -> str:
-    return socket.inet_ntop(socket.AF_INET if len(address) == 4 else socket.AF_INET6, address)
-
-
-class PythonEngine:
-    """The engine in Python (the reference rule, one frame at a time)."""
-
-    def __init__(self, grace: float = R.LATE_DECLINE_GRACE,
-                 max_connections: int = R.MAX_CONNECTIONS,
-                 max_pending: int = R.MAX_PENDING, keep_frames: bool = False) -> None:
-        if not (1 <= max_connections <= 1 << 26 and 1 <= max_pending <= 1 << 26
-                and 0 <= grace <= 1e9):
-            raise ValueError("table sizes must be 1..2^26 and grace >= 0")
-        self.matcher = ref.Matcher(grace=grace, max_connections=max_connections,
-                                   max_pending=max_pending)
-        self.dedup = ref.Deduplicator()
-        self.keep_frames = keep_frames
-        self._held: dict[ref.Key, _Held] = {}
-        self._plain: OrderedDict[tuple[ref.Key, int], None] = OrderedDict()
-        self._counts = {"frames": 0, "kept": 0, "plain_connections": 0, "duplicates": 0,
-                        "cut_headers": 0, "cut_payload": 0}
-        self._unsupported: dict[int, int] = {}
-
-    # -- one frame ------------------------------------------------------------------------
-
-    def _tuple(self, data: bytes, view: ref.TcpView, keep: ref.Keep, time: float,
-               number: int, interface: int, linktype: int, orig_len: int) -> SegmentTuple:
-        keep_bytes = view.keep_bytes(keep)
-        src, dst = view.addresses(data)
-        option = bool(view.flags & ref.TCP_SYN) and ref.has_smc_option(
-            data, view.options_start, view.payload_start)
-        return (time, number, interface, _text(src), _text(dst), view.sport, view.dport,
-                view.seq, view.ack, view.flags, option,
-                bytes(data[view.payload_start : max(keep_bytes, view.payload_start)]),
-                view.payload_len, bytes(data[:keep_bytes]) if self.keep_frames else None,
-                linktype, orig_len)
-
-    def _parse(self, data: bytes, linktype: int) -> ref.TcpView | None:
-        if linktype not in SUPPORTED_LINKTYPES:
-            self._unsupported[linktype] = self._unsupported.get(linktype, 0) + 1
-            return None
-        view = ref.parse(data, linktype)
-        if view is None and ref.tcp_header_cut(data, linktype):
-            self._counts["cut_headers"] += 1
-        return view
-
-    def feed(self, data: Any, linktype: int, time: float, number: int, interface: int,
-             orig_len: int, rule: bool, out: list[Any]) -> None:
-        data = bytes(data)
-        self._counts["frames"] += 1
-        view = self._parse(data, linktype)
-        if view is None:
-            return
-        now = int(time * R.NANOSECONDS)
-        keep = ref.Keep.PAYLOAD
-        if rule:
-            matcher = self.matcher
-            src, dst = view.addresses(data)
-            key, direction = ref.flow_key(src, view.sport, dst, view.dport)
-            pending_before = key in matcher.pending
-            plain_before = matcher.plain_syns
-            verdict = matcher.step(key, direction, view, data, now)
-            if matcher.plain_syns != plain_before:
-                self._note_plain(key, view.seq)
-            keep = verdict.keep
-            if keep == ref.Keep.HOLD:
-                self._held[key] = _Held(data[: min(len(data), 256)], time, number, interface,
-                                        linktype, orig_len)
-                if len(self._held) > 2 * matcher.max_pending:
-                    self._held = {k: v for k, v in self._held.items() if k in matcher.pending}
-            elif pending_before and key not in matcher.pending:
-                held = self._held.pop(key, None)
-                if verdict.release and held is not None:
-                    held_view = ref.parse(held.frame, held.linktype)
-                    if held_view is not None:
-                        out.append(self._tuple(held.frame, held_view, ref.Keep.HEADERS,
-                                               held.time, held.number, held.interface,
-                                               held.linktype, held.orig_len))
-                        self._counts["kept"] += 1
-            if keep in (ref.Keep.DROP, ref.Keep.HOLD):
-                return
-        if self.dedup.seen(data, view, now):
-            self._counts["duplicates"] += 1
-            return
-        if rule and keep == ref.Keep.PAYLOAD:
-            captured = view.captured_end - view.payload_start
-            if captured < min(view.payload_len, R.PAYLOAD_CAP):
-                self._counts["cut_payload"] += 1
-        out.append(self._tuple(data, view, keep, time, number, interface, linktype, orig_len))
-        self._counts["kept"] += 1
-
-    def _note_plain(self, key: ref.Key, seq: int) -> None:
-        if (key, seq) in self._plain:
-            return
-        self._plain[(key, seq)] = None
-        if len(self._plain) > PLAIN_SYN_MEMORY:
-            self._plain.popitem(last=False)
-        self._counts["plain_connections"] += 1
-
-    def verdict(self, data: Any, linktype: int, time_ns: int) -> tuple[int, bool, int]:
-        data = bytes(data)
-        verdict, view = self.matcher.verdict(data, linktype, time_ns)
-        return int(verdict.keep), verdict.release, 0 if view is None else view.keep_bytes(
-            verdict.keep)
-
-    # -- buffers --------------------------------------------------------------------------
-
-    def scan_pcap(self, buf: Any, start: int, end: int, swapped: bool, linktype: int,
-                  max_caplen: int, units: float, number: int,
-                  out: list[Any]) -> tuple[int, int, int]:
-        view = memoryview(buf)
-        record = struct.Struct(_file_order(swapped) + "IIII")
-        position, frames = start, 0
-        while end - position >= 16:
-            seconds, fraction, caplen, orig_len = record.unpack_from(view, position)
-            if caplen > max_caplen or caplen > end - position - 16:
-                return STATUS_STOP, position, frames
-            frames += 1
-            data = view[position + 16 : position + 16 + caplen]
-            self.feed(data, linktype, seconds + fraction / units, number + frames, 0,
-                      orig_len, True, out)
-            position += 16 + caplen
-        return (STATUS_END if position == end else STATUS_STOP), position, frames
-
-    def scan_pcapng(self, buf: Any, start: int, end: int, swapped: bool,
-                    interfaces: Sequence[tuple[int, int, int, int]], last_time: float,
-                    number: int, out: list[Any]) -> tuple[int, int, int, float]:
-        view = memoryview(buf)
-        word = struct.Struct(_file_order(swapped) + "I")
-        position, frames = start, 0
-        while end - position >= 12:
-            block_type = word.unpack_from(view, position)[0]
-            total = word.unpack_from(view, position + 4)[0]
-            if total < 12 or total % 4 or total > end - position or \
-                    word.unpack_from(view, position + total - 4)[0] != total:
-                return STATUS_STOP, position, frames, last_time
-            body, body_len = position + 8, total - 12
-            if block_type == 6:  # EPB
-                if body_len < 20:
-                    return STATUS_STOP, position, frames, last_time
-                interface, high, low, caplen, orig_len = struct.unpack_from(
-                    _file_order(swapped) + "IIIII", view, body)
-                if interface >= len(interfaces) or caplen > body_len - 20:
-                    return STATUS_STOP, position, frames, last_time
-                _linktype, units, tsoffset, _snaplen = interfaces[interface]
-                last_time = pcapng_time((high << 32) | low, units, tsoffset)
-                time, data_start = last_time, body + 20
-            elif block_type == 3:  # SPB
-                if body_len < 4 or not interfaces:
-                    return STATUS_STOP, position, frames, last_time
-                interface = 0
-                orig_len = word.unpack_from(view, body)[0]
-                caplen = min(orig_len, body_len - 4)
-                if interfaces[0][3]:
-                    caplen = min(caplen, interfaces[0][3])
-                time, data_start = last_time, body + 4
-            else:
-                return STATUS_STOP, position, frames, last_time
-            frames += 1
-            self.feed(view[data_start : data_start + caplen], interfaces[interface][0], time,
-                      number + frames, interface, orig_len, True, out)
-            position += total
-        status = STATUS_END if position == end else STATUS_STOP
-        return status, position, frames, last_time
-
-    # -- end ------------------------------------------------------------------------------
-
-    def finish(self) -> None:
-        self.matcher.finish()
-        self._held.clear()
-
-    def counters(self) -> dict[str, Any]:
-        m = self.matcher
-        sample = []
-        for lo, lo_port, hi, hi_port in m.unanswered_keys:
-            sample.append((_text(lo), lo_port, _text(hi), hi_port))
-        return {**self._counts, "plain_syns": m.plain_syns, "smc_syns": m.smc_syns,
-                "answered": m.answered, "unanswered": m.unanswered,
-                "followed": len(m.follow), "pending": len(m.pending),
-                "unsupported": dict(self._unsupported), "unanswered_sample": sample}
-
-
-def _file_order(swapped: bool) -> str:
-    """struct byte order of a file whose order differs from the host's iff swapped."""
-    return "<" if (sys.byteorder == "little") != swapped else ">"
-
-
 try:
     from smctrace.match._engine import Engine as NativeEngine  # type: ignore[import-not-found]
 except ImportError:  # not built (no C compiler): the same rule in Python, slower
@@ -293,4 +88,6 @@ def new_engine(*, native: bool | None = None, **options: Any) -> EngineLike:
             raise RuntimeError("the C engine smctrace.match._engine is not built")
         engine: EngineLike = NativeEngine(**options)
         return engine
+    from smctrace.match.pyengine import PythonEngine  # only without the C engine, or in tests
+
     return PythonEngine(**options)
