@@ -109,6 +109,10 @@ class TraceSummary:
     # SYNs with the SMC option that never got an answer, and a sample of their 4-tuples
     unanswered_syns: int = 0
     unanswered_sample: list[str] = field(default_factory=list)
+    # CLC messages that began following a connection whose start was not seen and got no
+    # answer while held (a flood of them, offline): counted, not decoded; and a sample
+    unanswered_midstream: int = 0
+    unanswered_midstream_sample: list[str] = field(default_factory=list)
     # undecided connections reported early because the connection table was full
     evicted: int = 0
     # CLC messages that continued beyond the segment their header was in

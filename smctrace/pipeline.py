@@ -64,7 +64,12 @@ class Tracer:
         self.tracker.advance(now)
 
     def finish(self) -> None:
-        self.engine.finish()
+        """End of input: what the engine still held crosses, then every connection ends."""
+        out = self._out
+        self.engine.finish(out)
+        if out:
+            self.feed_segments(out)
+            out.clear()
         self.tracker.finish()
 
     def summary(self, frames: int, snaplens: Iterable[int] = ()) -> TraceSummary:
@@ -82,6 +87,9 @@ class Tracer:
             unanswered_sample=(t.unanswered_sample + [
                 f"{_endpoint(a, ap)} <-> {_endpoint(b, bp)}"
                 for a, ap, b, bp in counters["unanswered_sample"]])[:8],
+            unanswered_midstream=counters["unanswered_pickups"],
+            unanswered_midstream_sample=[f"{_endpoint(a, ap)} <-> {_endpoint(b, bp)}" for
+                                         a, ap, b, bp in counters["unanswered_pickup_sample"]],
             evicted=t.evicted, split_messages=t.split_messages, silent_smc=t.silent_smc)
         summary.warnings = warnings(counters, snaplens)
         return summary

@@ -394,6 +394,11 @@ SUMMARY_EVENT = (
          properties=(Prop("count", COUNT, "how many"),
                      Prop("sample", ARR, "up to 8 of them, client -> server",
                           items=Prop("pair", STR, "a 4-tuple")))),
+    Prop("unanswered_midstream", OBJ, "offline: CLC messages on connections whose start was "
+         "not seen that got no answer while held (counted, not decoded)",
+         properties=(Prop("count", COUNT, "how many"),
+                     Prop("sample", ARR, "up to 8 of their connections",
+                          items=Prop("pair", STR, "a 4-tuple")))),
     Prop("evicted", COUNT, "connections reported early because the table was full"),
     Prop("warnings", ARR, "what could not be searched or may have been missed",
          items=Prop("warning", STR, "one line")),
@@ -462,6 +467,8 @@ def summary_record(s: TraceSummary) -> dict[str, Any]:
         "messages": s.messages, "malformed": s.malformed, "gaps": s.gaps,
         "duplicates": s.duplicates,
         "unanswered_syns": {"count": s.unanswered_syns, "sample": list(s.unanswered_sample)},
+        "unanswered_midstream": {"count": s.unanswered_midstream,
+                                 "sample": list(s.unanswered_midstream_sample)},
         "evicted": s.evicted, "warnings": list(s.warnings),
     }
     out.update(s.capture)

@@ -51,7 +51,15 @@ def read_all(
         if not prefilter:
             return list(capture.frames())
         engine = new_engine(native=native, keep_frames=True)
-        return [Segment._make(seg) for seg in capture.segments(engine)]
+        return [Segment._make(seg) for seg in crossing(capture, engine)]
+
+
+def crossing(capture: CaptureFile, engine: Any) -> Iterator[Any]:
+    """The segments that cross, then what the engine held to the end (pick-ups)."""
+    yield from capture.segments(engine)
+    held: list[Any] = []
+    engine.finish(held)
+    yield from held
 
 
 def walk(capture: CaptureFile, mode: bool | None) -> Iterator[Any]:
@@ -61,7 +69,7 @@ def walk(capture: CaptureFile, mode: bool | None) -> Iterator[Any]:
         yield from capture.frames()
         return
     engine = new_engine(native=mode, keep_frames=True)
-    for seg in capture.segments(engine):
+    for seg in crossing(capture, engine):
         yield Segment._make(seg)
 
 
@@ -326,7 +334,8 @@ def test_os_pipe_with_writer_thread() -> None:
 def test_live_pipe_hands_out_a_frame_before_the_next_arrives(fmt: str) -> None:
     """A live `tcpdump -U -w - |` pipe: the reader must not wait for more data first."""
     stream = io.BytesIO()
-    clc = tcp_frame("10.0.0.1", "10.0.0.2", 1, 2, payload=clc_like_payload(1, 52))
+    # a SYN-ACK with the SMC option crosses at once (a CLC pick-up would be held)
+    clc = tcp_frame("10.0.0.2", "10.0.0.1", 2, 1, flags=SYN | ACK, smc_option=True)
     if fmt == "pcap":
         PcapWriter(stream, LINKTYPE_ETHERNET).write(1.0, clc)
     else:

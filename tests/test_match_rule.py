@@ -28,7 +28,7 @@ from tests.support.bpf_testrun import run_socket_filter
 from tests.support.cbpf_interpreter import run_program
 
 SOL_PACKET, PACKET_AUXDATA, TP_STATUS_VLAN_VALID = 263, 8, 0x10
-Result = tuple[int, bool]  # bytes kept, held SYN released (C engines only)
+Result = tuple[int, bool, bool]  # bytes kept; held SYN released, pick-up (offline engines)
 Runner = Callable[[table.Case, int], list[Result | None]]
 
 BCC_PROBLEM = bcc_problem()
@@ -53,8 +53,8 @@ def expected(case: table.Case, linktype: int, engine: str) -> list[Result | None
         keep = built.step.expected(engine)
         view = reference.parse(built.frame, linktype)
         kept = 0 if view is None else view.keep_bytes(keep)
-        release = built.step.release and engine in ("reference", "c")
-        out.append((kept, release))
+        offline = engine in ("reference", "c")
+        out.append((kept, built.step.release and offline, built.step.pickup and offline))
     return out
 
 
@@ -78,7 +78,8 @@ def run_reference(case: table.Case, linktype: int) -> list[Result | None]:
             out.append(None)
             continue
         verdict, view = matcher.verdict(frame, linktype, now)
-        out.append((0 if view is None else view.keep_bytes(verdict.keep), verdict.release))
+        out.append((0 if view is None else view.keep_bytes(verdict.keep), verdict.release,
+                    verdict.pickup))
     return out
 
 
@@ -90,8 +91,8 @@ def run_c(case: table.Case, linktype: int) -> list[Result | None]:
         if frame is None:
             out.append(None)
             continue
-        _keep, release, kept = engine.verdict(frame, linktype, now)
-        out.append((kept, release))
+        _keep, release, kept, pickup = engine.verdict(frame, linktype, now)
+        out.append((kept, release, pickup))
     return out
 
 
@@ -116,7 +117,7 @@ def ebpf_runner(filters: dict[int, BccFilter]) -> Runner:
             if waited:
                 time.sleep(table.TEST_GRACE + 0.05)  # the kernel's clock, not the packet's
             out.append(None if frame is None else (run_socket_filter(bcc_filter.fd, frame),
-                                                   False))
+                                                   False, False))
         return out
 
     return run
@@ -125,7 +126,7 @@ def ebpf_runner(filters: dict[int, BccFilter]) -> Runner:
 def run_cbpf_interpreted(case: table.Case, linktype: int) -> list[Result | None]:
     link_layer = LinkLayer.ETHERNET if linktype == LINKTYPE_ETHERNET else LinkLayer.NONE
     program = cbpf.cbpf_program(link_layer)
-    return [None if frame is None else (run_program(program, frame), False)
+    return [None if frame is None else (run_program(program, frame), False, False)
             for frame, _now, _ in packet_times(case, linktype)]
 
 
@@ -216,7 +217,7 @@ def run_cbpf_kernel(kernel: KernelCbpf) -> Runner:
     def run(case: table.Case, linktype: int) -> list[Result | None]:
         # A frame shorter than an Ethernet header cannot be sent: not run (None).
         return [None if frame is None or len(frame) < 14 else
-                (kernel.kept(frame, linktype), False)
+                (kernel.kept(frame, linktype), False, False)
                 for frame, _now, _ in packet_times(case, linktype)]
 
     return run
@@ -281,6 +282,7 @@ def test_c_engine_was_built_from_the_rule() -> None:
         "DUPLICATE_WINDOW_NS": int(rule.DUPLICATE_WINDOW * 1e9),
         "GRACE_NS": int(rule.LATE_DECLINE_GRACE * 1e9),
         "MAX_CONNECTIONS": rule.MAX_CONNECTIONS, "MAX_PENDING": rule.MAX_PENDING,
+        "HELD_PICKUPS": rule.HELD_PICKUPS, "PICKUP_WAIT_NS": int(rule.PICKUP_WAIT * 1e9),
     }, "rebuild the C engine (pip install -e .): it was compiled from an older rule"
 
 

@@ -109,7 +109,7 @@ def test_verdicts_agree_on_mutated_frames_and_random_conversations() -> None:
 def walk_pcap(engine: Any, buf: bytes, linktype: int) -> tuple[Any, ...]:
     out: list[Any] = []
     result = engine.scan_pcap(buf, 24, len(buf), SWAPPED_LITTLE, linktype, 262144, 1e6, 0, out)
-    engine.finish()
+    engine.finish(out)
     counters = engine.counters()
     return result, out, {k: v for k, v in counters.items() if k != "unanswered_sample"}
 
@@ -237,6 +237,7 @@ def test_whole_file_same_segments_native_and_python() -> None:
         engine = new_engine(native=native, keep_frames=True)
         with CaptureFile(io.BytesIO(stream.getvalue())) as capture:
             segments = list(capture.segments(engine))
+            engine.finish(segments)
             results.append((segments, capture.frames_read))
     assert results[0] == results[1]
     assert results[0][1] == 510 and results[0][0]

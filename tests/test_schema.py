@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import io
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -100,10 +101,18 @@ def test_fast_message_lines_equal_the_schema_records(reserved: bool, hex_dump: b
 
 
 def test_readme_shows_the_schema_as_it_is() -> None:
-    readme = (REPO / "README.md").read_text()
-    begin = readme.index("<!-- schema:begin")
-    body = readme[readme.index("-->", begin) + 4 : readme.index("<!-- schema:end -->")]
-    assert body == schema.markdown(), "regenerate the README's JSON section from the schema"
+    """The README's JSON section is the schema's markdown (SMCTRACE_UPDATE_GOLDEN=1
+    rewrites it, like the golden files)."""
+    path = REPO / "README.md"
+    readme = path.read_text()
+    begin = readme.index("-->", readme.index("<!-- schema:begin")) + 4
+    end = readme.index("<!-- schema:end -->")
+    if os.environ.get("SMCTRACE_UPDATE_GOLDEN") == "1":
+        path.write_text(readme[:begin] + schema.markdown() + readme[end:])
+        return
+    assert readme[begin:end] == schema.markdown(), (
+        "the README's JSON section differs from the schema: run the test with "
+        "SMCTRACE_UPDATE_GOLDEN=1 and review the diff")
 
 
 def test_every_declared_field_is_emitted_and_only_those() -> None:

@@ -85,6 +85,8 @@ static void match_plain_syn(struct engine *e, const struct match_segment *seg);
 #define STATUS_END 1  /* the buffer was walked to its end */
 
 #define HELD_FRAME_MAX 256 /* bytes of a held SYN kept (its headers; a SYN has no data) */
+/* bytes of a held pick-up kept: its headers and the capped payload (longer: not held) */
+#define HELD_PICKUP_MAX (256 + SMC_PAYLOAD_CAP)
 #define SYN_MEMORY_SLOTS 4096
 #define UNANSWERED_SAMPLE 8
 #define MAX_UNSUPPORTED_KINDS 16
@@ -107,6 +109,21 @@ struct slot {
 	u8 held[HELD_FRAME_MAX];
 };
 
+enum table_kind {
+	TABLE_FOLLOW,
+	TABLE_PENDING, /* evictions count as unanswered SYNs */
+	TABLE_PICKUPS, /* evictions count as unanswered pick-ups */
+};
+
+/* A pick-up held until its connection shows more (rule.HELD_PICKUPS). */
+struct held_pickup {
+	s64 time_ns;
+	double time;
+	u32 number, interface, linktype, orig_len;
+	u32 len;
+	u8 d[HELD_PICKUP_MAX];
+};
+
 struct table {
 	struct slot *slots;
 	s32 *buckets;
@@ -116,7 +133,7 @@ struct table {
 	u32 fresh;     /* slots [fresh, capacity) were never used (calloc keeps them untouched) */
 	s32 free_head; /* used, then freed slots, chained through `chain` */
 	s32 oldest, newest;
-	int pending; /* a pending table: evictions count as unanswered */
+	enum table_kind kind;
 };
 
 struct sample {
@@ -128,6 +145,11 @@ struct engine {
 	PyObject_HEAD
 	struct table follow;
 	struct table pending;
+	struct table pickups;
+	struct held_pickup *held_pickups; /* by slot of `pickups` */
+	s64 pickup_wait_ns;
+	u64 unanswered_pickups;
+	struct sample pickup_sample; /* 4-tuples of unanswered pick-ups */
 	u64 counters[MATCH_COUNTERS];
 	u32 dup_hash[SMC_DUPLICATE_SLOTS];
 	s64 dup_time[SMC_DUPLICATE_SLOTS];
@@ -163,7 +185,7 @@ static u32 key_hash(const struct match_key *k)
 	return h;
 }
 
-static int table_init(struct table *t, u32 capacity, int pending)
+static int table_init(struct table *t, u32 capacity, enum table_kind kind)
 {
 	u32 nb = 1;
 	while (nb < capacity * 2)
@@ -179,7 +201,7 @@ static int table_init(struct table *t, u32 capacity, int pending)
 	t->fresh = 0;
 	t->free_head = -1;
 	t->oldest = t->newest = -1;
-	t->pending = pending;
+	t->kind = kind;
 	return 0;
 }
 
@@ -242,7 +264,7 @@ static void table_remove(struct table *t, s32 i)
 	t->count--;
 }
 
-static void note_unanswered(struct engine *e, const struct match_key *k);
+static void note_sample(struct sample *sample, const struct match_key *k);
 
 static s32 table_insert(struct engine *e, struct table *t, const struct match_key *k,
 			const struct match_conn *c)
@@ -262,9 +284,12 @@ static s32 table_insert(struct engine *e, struct table *t, const struct match_ke
 		s32 victim = t->oldest;
 		if (victim < 0)
 			return -1;
-		if (t->pending) {
+		if (t->kind == TABLE_PENDING) {
 			e->counters[MATCH_COUNT_UNANSWERED]++;
-			note_unanswered(e, &t->slots[victim].key);
+			note_sample(&e->sample, &t->slots[victim].key);
+		} else if (t->kind == TABLE_PICKUPS) {
+			e->unanswered_pickups++;
+			note_sample(&e->pickup_sample, &t->slots[victim].key);
 		}
 		table_remove(t, victim);
 	}
@@ -572,9 +597,9 @@ static PyObject *address_text(int family, const u32 *words)
 	return PyUnicode_FromString(text);
 }
 
-static void note_unanswered(struct engine *e, const struct match_key *k)
+static void note_sample(struct sample *sample, const struct match_key *k)
 {
-	if (e->sample.count >= UNANSWERED_SAMPLE)
+	if (sample->count >= UNANSWERED_SAMPLE)
 		return;
 	PyObject *lo = address_text(k->family, k->addr_lo);
 	PyObject *hi = address_text(k->family, k->addr_hi);
@@ -582,7 +607,7 @@ static void note_unanswered(struct engine *e, const struct match_key *k)
 	Py_XDECREF(lo);
 	Py_XDECREF(hi);
 	if (item)
-		e->sample.items[e->sample.count++] = item;
+		sample->items[sample->count++] = item;
 	else
 		PyErr_Clear();
 }
@@ -618,6 +643,61 @@ static PyObject *segment_tuple(struct engine *e, const struct frame_ctx *f,
 	return out;
 }
 
+static int append_segment(struct engine *e, const struct frame_ctx *f,
+			  const struct match_segment *seg, u32 verdict, double time, u32 number,
+			  u32 interface, long linktype, u32 orig_len, PyObject *out)
+{
+	PyObject *t = segment_tuple(e, f, seg, verdict, time, number, interface, linktype,
+				    orig_len);
+	if (!t || PyList_Append(out, t) < 0) {
+		Py_XDECREF(t);
+		return -1;
+	}
+	Py_DECREF(t);
+	e->kept++;
+	return 0;
+}
+
+/* The held pick-up in slot i of `pickups` crosses now (its answer came, its wait is over,
+ * or the input ended). */
+static int release_pickup(struct engine *e, s32 i, PyObject *out)
+{
+	struct held_pickup *h = &e->held_pickups[i];
+	struct frame_ctx hf = {h->d, h->len};
+	struct match_segment hs;
+	int rc = 0;
+	if (parse_frame(NULL, &hf, h->linktype, &hs))
+		rc = append_segment(e, &hf, &hs, KEEP_PAYLOAD, h->time, h->number, h->interface,
+				    h->linktype, h->orig_len, out);
+	table_remove(&e->pickups, i);
+	return rc;
+}
+
+/* Hold a pick-up (0), or say it cannot be held (1: too long, or no room at all). */
+static int hold_pickup(struct engine *e, const struct frame_ctx *f,
+		       const struct match_segment *seg, double time, s64 now, u32 number,
+		       u32 interface, long linktype, u32 orig_len)
+{
+	u32 n = match_keep_bytes(seg, KEEP_PAYLOAD);
+	if (n > HELD_PICKUP_MAX || n > f->len)
+		return 1;
+	struct match_conn none;
+	memset(&none, 0, sizeof(none));
+	s32 i = table_insert(e, &e->pickups, &seg->key, &none);
+	if (i < 0)
+		return 1;
+	struct held_pickup *h = &e->held_pickups[i];
+	h->time_ns = now;
+	h->time = time;
+	h->number = number;
+	h->interface = interface;
+	h->linktype = (u32)linktype;
+	h->orig_len = orig_len;
+	h->len = n;
+	memcpy(h->d, f->d, n);
+	return 0;
+}
+
 /* One frame: parse, apply the rule (if `rule`), drop duplicates, append what crosses to
  * `out`.  Returns -1 on a Python error. */
 static int process_frame(struct engine *e, const u8 *data, u32 len, long linktype,
@@ -629,8 +709,17 @@ static int process_frame(struct engine *e, const u8 *data, u32 len, long linktyp
 	u32 verdict = KEEP_PAYLOAD;
 	s64 now = (s64)(time * 1e9);
 	e->frames++;
+	/* Held pick-ups whose wait is over cross now, in the order they came. */
+	while (rule && e->pickups.count) {
+		s32 oldest = e->pickups.oldest;
+		if (now - e->held_pickups[oldest].time_ns < e->pickup_wait_ns)
+			break;
+		if (release_pickup(e, oldest, out) < 0)
+			return -1;
+	}
 	if (!parse_frame(e, &f, linktype, &seg))
 		return 0;
+	u32 pickup = 0;
 	if (rule) {
 		e->cur_frame = &f;
 		e->cur_time = time;
@@ -658,6 +747,7 @@ static int process_frame(struct engine *e, const u8 *data, u32 len, long linktyp
 				e->kept++;
 			}
 		}
+		pickup = verdict & KEEP_PICKUP;
 		verdict &= 0x0f;
 		if (verdict == KEEP_DROP || verdict == KEEP_HOLD)
 			return 0;
@@ -672,15 +762,16 @@ static int process_frame(struct engine *e, const u8 *data, u32 len, long linktyp
 		if (captured < wanted)
 			e->cut_payload++;
 	}
-	PyObject *t = segment_tuple(e, &f, &seg, verdict, time, number, interface, linktype,
-				    orig_len);
-	if (!t || PyList_Append(out, t) < 0) {
-		Py_XDECREF(t);
-		return -1;
+	if (e->pickups.count) { /* a segment of a held pick-up's connection: its answer */
+		s32 i = table_find(&e->pickups, &seg.key);
+		if (i >= 0 && release_pickup(e, i, out) < 0)
+			return -1;
 	}
-	Py_DECREF(t);
-	e->kept++;
-	return 0;
+	if (pickup && verdict == KEEP_PAYLOAD &&
+	    hold_pickup(e, &f, &seg, time, now, number, interface, linktype, orig_len) == 0)
+		return 0;
+	return append_segment(e, &f, &seg, verdict, time, number, interface, linktype,
+			      orig_len, out);
 }
 
 /* --- Python type --------------------------------------------------------------------------- */
@@ -696,8 +787,12 @@ static void engine_dealloc(struct engine *e)
 {
 	table_free(&e->follow);
 	table_free(&e->pending);
+	table_free(&e->pickups);
+	free(e->held_pickups);
 	for (int i = 0; i < e->sample.count; i++)
 		Py_DECREF(e->sample.items[i]);
+	for (int i = 0; i < e->pickup_sample.count; i++)
+		Py_DECREF(e->pickup_sample.items[i]);
 	Py_TYPE(e)->tp_free((PyObject *)e);
 }
 
@@ -717,11 +812,17 @@ static int engine_init(struct engine *e, PyObject *args, PyObject *kwds)
 	}
 	table_free(&e->follow);
 	table_free(&e->pending);
-	if (table_init(&e->follow, max_connections, 0) < 0 ||
-	    table_init(&e->pending, max_pending, 1) < 0) {
+	table_free(&e->pickups);
+	free(e->held_pickups);
+	/* calloc: pages of held frames are touched only when a pick-up is held there */
+	e->held_pickups = calloc(SMC_HELD_PICKUPS, sizeof(struct held_pickup));
+	if (table_init(&e->follow, max_connections, TABLE_FOLLOW) < 0 ||
+	    table_init(&e->pending, max_pending, TABLE_PENDING) < 0 ||
+	    table_init(&e->pickups, SMC_HELD_PICKUPS, TABLE_PICKUPS) < 0 || !e->held_pickups) {
 		PyErr_NoMemory();
 		return -1;
 	}
+	e->pickup_wait_ns = SMC_PICKUP_WAIT_NS;
 	e->grace_ns = (u64)(grace * 1e9);
 	e->keep_frames = keep_frames;
 	return 0;
@@ -949,7 +1050,7 @@ static PyObject *engine_feed(struct engine *e, PyObject *args)
 }
 
 PyDoc_STRVAR(verdict_doc,
-	     "verdict(data, linktype, time_ns) -> (keep, release, keep_bytes)\n\n"
+	     "verdict(data, linktype, time_ns) -> (keep, release, keep_bytes, pickup)\n\n"
 	     "The rule's verdict on one frame (no duplicate filter): keep is a Keep value.");
 
 static PyObject *engine_verdict(struct engine *e, PyObject *args)
@@ -972,22 +1073,29 @@ static PyObject *engine_verdict(struct engine *e, PyObject *args)
 		bytes = match_keep_bytes(&seg, verdict);
 	}
 	PyBuffer_Release(&data);
-	return Py_BuildValue("(iOI)", (int)(verdict & 0x0f),
-			     (verdict & KEEP_RELEASE) ? Py_True : Py_False, bytes);
+	return Py_BuildValue("(iOIO)", (int)(verdict & 0x0f),
+			     (verdict & KEEP_RELEASE) ? Py_True : Py_False, bytes,
+			     (verdict & KEEP_PICKUP) ? Py_True : Py_False);
 }
 
 PyDoc_STRVAR(finish_doc,
-	     "finish() -> None\n\nEnd of input: SYNs still waiting for an answer are unanswered.");
+	     "finish(out) -> None\n\nEnd of input: SYNs still waiting for an answer are unanswered;\n"
+	     "held pick-ups cross (appended to the list `out`, in the order they came).");
 
-static PyObject *engine_finish(struct engine *e, PyObject *noargs)
+static PyObject *engine_finish(struct engine *e, PyObject *args)
 {
-	(void)noargs;
+	PyObject *out;
+	if (!PyArg_ParseTuple(args, "O!", &PyList_Type, &out))
+		return NULL;
 	while (e->pending.oldest >= 0) {
 		s32 i = e->pending.oldest;
 		e->counters[MATCH_COUNT_UNANSWERED]++;
-		note_unanswered(e, &e->pending.slots[i].key);
+		note_sample(&e->sample, &e->pending.slots[i].key);
 		table_remove(&e->pending, i);
 	}
+	while (e->pickups.oldest >= 0)
+		if (release_pickup(e, e->pickups.oldest, out) < 0)
+			return NULL;
 	Py_RETURN_NONE;
 }
 
@@ -997,7 +1105,8 @@ static PyObject *engine_counters(struct engine *e, PyObject *noargs)
 {
 	(void)noargs;
 	PyObject *unsupported = PyDict_New(), *sample = PyList_New(0), *out = NULL;
-	if (!unsupported || !sample)
+	PyObject *pickup_sample = PyList_New(0);
+	if (!unsupported || !sample || !pickup_sample)
 		goto done;
 	for (int i = 0; i < e->unsupported_kinds; i++) {
 		PyObject *k = PyLong_FromUnsignedLongLong(e->unsupported[i][0]);
@@ -1011,7 +1120,10 @@ static PyObject *engine_counters(struct engine *e, PyObject *noargs)
 	for (int i = 0; i < e->sample.count; i++)
 		if (PyList_Append(sample, e->sample.items[i]) < 0)
 			goto done;
-	out = Py_BuildValue("{sKsKsKsKsKsKsKsKsKsKsIsIsOsO}",
+	for (int i = 0; i < e->pickup_sample.count; i++)
+		if (PyList_Append(pickup_sample, e->pickup_sample.items[i]) < 0)
+			goto done;
+	out = Py_BuildValue("{sKsKsKsKsKsKsKsKsKsKsIsIsOsOsKsIsO}",
 			    "frames", e->frames, "kept", e->kept,
 			    "plain_syns", e->plain_syns,
 			    "plain_connections", e->plain_connections,
@@ -1021,10 +1133,14 @@ static PyObject *engine_counters(struct engine *e, PyObject *noargs)
 			    "duplicates", e->duplicates, "cut_headers", e->cut_headers,
 			    "cut_payload", e->cut_payload, "followed", e->follow.count,
 			    "pending", e->pending.count, "unsupported", unsupported,
-			    "unanswered_sample", sample);
+			    "unanswered_sample", sample,
+			    "unanswered_pickups", e->unanswered_pickups,
+			    "held_pickups", e->pickups.count,
+			    "unanswered_pickup_sample", pickup_sample);
 done:
 	Py_XDECREF(unsupported);
 	Py_XDECREF(sample);
+	Py_XDECREF(pickup_sample);
 	return out;
 }
 
@@ -1037,7 +1153,7 @@ static PyObject *engine_constants(PyObject *self, PyObject *noargs)
 	(void)self;
 	(void)noargs;
 	return Py_BuildValue(
-		"{sIsIsIsIsIsIsIsIsIsIsLsKsIsI}", "SMC_OPTION_EXID", (unsigned)SMC_OPTION_EXID,
+		"{sIsIsIsIsIsIsIsIsIsIsLsKsIsIsIsL}", "SMC_OPTION_EXID", (unsigned)SMC_OPTION_EXID,
 		"EYECATCHER_SMCR", (unsigned)SMC_EYECATCHER_SMCR, "EYECATCHER_SMCD",
 		(unsigned)SMC_EYECATCHER_SMCD, "CLC_MIN_LEN", (unsigned)SMC_CLC_MIN_LEN,
 		"CLC_MAX_LEN", (unsigned)SMC_CLC_MAX_LEN, "PAYLOAD_CAP", (unsigned)SMC_PAYLOAD_CAP,
@@ -1046,7 +1162,8 @@ static PyObject *engine_constants(PyObject *self, PyObject *noargs)
 		"DUPLICATE_SLOTS", (unsigned)SMC_DUPLICATE_SLOTS, "DUPLICATE_WINDOW_NS",
 		(long long)SMC_DUPLICATE_WINDOW_NS, "GRACE_NS", (unsigned long long)SMC_GRACE_NS,
 		"MAX_CONNECTIONS", (unsigned)SMC_MAX_CONNECTIONS, "MAX_PENDING",
-		(unsigned)SMC_MAX_PENDING);
+		(unsigned)SMC_MAX_PENDING, "HELD_PICKUPS", (unsigned)SMC_HELD_PICKUPS,
+		"PICKUP_WAIT_NS", (long long)SMC_PICKUP_WAIT_NS);
 }
 
 static PyMethodDef module_methods[] = {
@@ -1059,7 +1176,7 @@ static PyMethodDef engine_methods[] = {
 	{"scan_pcapng", (PyCFunction)engine_scan_pcapng, METH_VARARGS, scan_pcapng_doc},
 	{"feed", (PyCFunction)engine_feed, METH_VARARGS, feed_doc},
 	{"verdict", (PyCFunction)engine_verdict, METH_VARARGS, verdict_doc},
-	{"finish", (PyCFunction)engine_finish, METH_NOARGS, finish_doc},
+	{"finish", (PyCFunction)engine_finish, METH_VARARGS, finish_doc},
 	{"counters", (PyCFunction)engine_counters, METH_NOARGS, counters_doc},
 	{NULL, NULL, 0, NULL},
 };

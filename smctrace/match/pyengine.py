@@ -20,7 +20,9 @@ from smctrace.match import reference as ref
 from smctrace.match import rule as R
 from smctrace.match.engine import STATUS_END, STATUS_STOP, SegmentTuple
 
+PICKUP_WAIT_NS = int(R.PICKUP_WAIT * R.NANOSECONDS)
 PLAIN_SYN_MEMORY = 4096  # recent plain (flow, ISN) pairs, so retransmitted SYNs count once
+HELD_PICKUP_MAX = 256 + R.PAYLOAD_CAP  # bytes of a held pick-up (longer ones are not held)
 
 
 class _Held(NamedTuple):
@@ -30,6 +32,7 @@ class _Held(NamedTuple):
     interface: int
     linktype: int
     orig_len: int
+    time_ns: int = 0
 
 
 def _text(address: bytes) -> str:
@@ -50,6 +53,9 @@ class PythonEngine:
         self.dedup = ref.Deduplicator()
         self.keep_frames = keep_frames
         self._held: dict[ref.Key, _Held] = {}
+        self._pickups: OrderedDict[ref.Key, _Held] = OrderedDict()  # in arrival order
+        self.unanswered_pickups = 0
+        self.pickup_sample: list[ref.Key] = []
         self._plain: OrderedDict[tuple[ref.Key, int], None] = OrderedDict()
         self._counts = {"frames": 0, "kept": 0, "plain_connections": 0, "duplicates": 0,
                         "cut_headers": 0, "cut_payload": 0}
@@ -82,11 +88,19 @@ class PythonEngine:
              orig_len: int, rule: bool, out: list[Any]) -> None:
         data = bytes(data)
         self._counts["frames"] += 1
+        now = int(time * R.NANOSECONDS)
+        pickups = self._pickups
+        while rule and pickups:  # held pick-ups whose wait is over cross now
+            oldest = next(iter(pickups))
+            if now - pickups[oldest].time_ns < PICKUP_WAIT_NS:
+                break
+            self._release_pickup(oldest, out)
         view = self._parse(data, linktype)
         if view is None:
             return
-        now = int(time * R.NANOSECONDS)
         keep = ref.Keep.PAYLOAD
+        pickup = False
+        key: ref.Key | None = None
         if rule:
             matcher = self.matcher
             src, dst = view.addresses(data)
@@ -96,7 +110,7 @@ class PythonEngine:
             verdict = matcher.step(key, direction, view, data, now)
             if matcher.plain_syns != plain_before:
                 self._note_plain(key, view.seq)
-            keep = verdict.keep
+            keep, pickup = verdict.keep, verdict.pickup
             if keep == ref.Keep.HOLD:
                 self._held[key] = _Held(data[: min(len(data), 256)], time, number, interface,
                                         linktype, orig_len)
@@ -120,8 +134,28 @@ class PythonEngine:
             captured = view.captured_end - view.payload_start
             if captured < min(view.payload_len, R.PAYLOAD_CAP):
                 self._counts["cut_payload"] += 1
+        if pickups and key is not None and key in pickups:  # its held pick-up answered
+            self._release_pickup(key, out)
+        if pickup and keep == ref.Keep.PAYLOAD and key is not None:
+            kept = data[: view.keep_bytes(keep)]
+            if len(kept) <= HELD_PICKUP_MAX:
+                pickups[key] = _Held(kept, time, number, interface, linktype, orig_len, now)
+                if len(pickups) > R.HELD_PICKUPS:
+                    evicted, _ = pickups.popitem(last=False)
+                    self.unanswered_pickups += 1
+                    if len(self.pickup_sample) < ref.UNANSWERED_SAMPLE:
+                        self.pickup_sample.append(evicted)
+                return
         out.append(self._tuple(data, view, keep, time, number, interface, linktype, orig_len))
         self._counts["kept"] += 1
+
+    def _release_pickup(self, key: ref.Key, out: list[Any]) -> None:
+        held = self._pickups.pop(key)
+        view = ref.parse(held.frame, held.linktype)
+        if view is not None:
+            out.append(self._tuple(held.frame, view, ref.Keep.PAYLOAD, held.time, held.number,
+                                   held.interface, held.linktype, held.orig_len))
+            self._counts["kept"] += 1
 
     def _note_plain(self, key: ref.Key, seq: int) -> None:
         if (key, seq) in self._plain:
@@ -131,11 +165,11 @@ class PythonEngine:
             self._plain.popitem(last=False)
         self._counts["plain_connections"] += 1
 
-    def verdict(self, data: Any, linktype: int, time_ns: int) -> tuple[int, bool, int]:
+    def verdict(self, data: Any, linktype: int, time_ns: int) -> tuple[int, bool, int, bool]:
         data = bytes(data)
         verdict, view = self.matcher.verdict(data, linktype, time_ns)
-        return int(verdict.keep), verdict.release, 0 if view is None else view.keep_bytes(
-            verdict.keep)
+        return (int(verdict.keep), verdict.release,
+                0 if view is None else view.keep_bytes(verdict.keep), verdict.pickup)
 
     # -- buffers --------------------------------------------------------------------------
 
@@ -199,9 +233,11 @@ class PythonEngine:
 
     # -- end ------------------------------------------------------------------------------
 
-    def finish(self) -> None:
+    def finish(self, out: list[Any]) -> None:
         self.matcher.finish()
         self._held.clear()
+        while self._pickups:
+            self._release_pickup(next(iter(self._pickups)), out)
 
     def counters(self) -> dict[str, Any]:
         m = self.matcher
@@ -211,7 +247,11 @@ class PythonEngine:
         return {**self._counts, "plain_syns": m.plain_syns, "smc_syns": m.smc_syns,
                 "answered": m.answered, "unanswered": m.unanswered,
                 "followed": len(m.follow), "pending": len(m.pending),
-                "unsupported": dict(self._unsupported), "unanswered_sample": sample}
+                "unsupported": dict(self._unsupported), "unanswered_sample": sample,
+                "unanswered_pickups": self.unanswered_pickups,
+                "held_pickups": len(self._pickups),
+                "unanswered_pickup_sample": [(_text(lo), lo_port, _text(hi), hi_port)
+                                             for lo, lo_port, hi, hi_port in self.pickup_sample]}
 
 
 def _file_order(swapped: bool) -> str:

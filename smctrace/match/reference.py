@@ -55,6 +55,9 @@ class Keep(IntEnum):
 class Verdict(NamedTuple):
     keep: Keep
     release: bool = False  # the connection's held SYN crosses first
+    # This segment began following a connection whose start was not seen (offline engines
+    # hold it until the connection shows more; the kernel filters pass it at once).
+    pickup: bool = False
 
 
 class TcpView(NamedTuple):
@@ -398,7 +401,7 @@ class Matcher:
         if flags & TCP_SYN:
             return self._syn(key, direction, view, data, now)
         conn = self._lookup(key)
-        release = False
+        release = pickup = False
         if conn is None:
             # Only a CLC header or FIN/RST can answer a pending SYN here (looking up the
             # pending table for every ordinary data segment would cost every frame).
@@ -413,6 +416,7 @@ class Matcher:
                 conn = Connection(pending=False, client_dir=-1, client_isn=0, syn_time=0)
                 conn.dirs[direction].anchor(view.seq)
                 self._insert(self.follow, key, conn, self.max_connections)
+                pickup = True
             else:
                 return Verdict(Keep.DROP)
         keep = Keep.DROP
@@ -421,7 +425,7 @@ class Matcher:
         if flags & (TCP_FIN | TCP_RST):
             self.follow.pop(key, None)
             keep = max(keep, Keep.HEADERS)
-        return Verdict(keep, release)
+        return Verdict(keep, release, pickup)
 
     def _promote(self, key: Key, held: Connection) -> Connection:
         del self.pending[key]

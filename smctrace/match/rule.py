@@ -97,6 +97,14 @@ MAX_PENDING: Final = 65536  # SYNs waiting for an answer (LRU, apart: a flood ev
 # followed from its answer on.
 SYN_RATE: Final = 2000
 SYN_BURST: Final = 4000
+# Offline, a CLC segment that begins following a connection whose start was not seen (a
+# "pick-up": the capture began mid-handshake, or a flood of Proposals on fresh 4-tuples)
+# is held in the engine until its connection shows another segment, or for at most
+# PICKUP_WAIT of capture time (twice the kernel's 2 s CLC wait: an answer comes by then).
+# Up to HELD_PICKUPS are held; beyond that the oldest is counted, with a sample, and not
+# decoded, so a flood costs what the engine costs, not what decoding costs.
+HELD_PICKUPS: Final = 4096
+PICKUP_WAIT: Final = 4.0  # seconds
 
 # --- duplicates --------------------------------------------------------------------------
 # The same segment seen twice (two interfaces, "-i any", a bridge and its port, captures
@@ -192,6 +200,8 @@ def c_header() -> str:
         "SMC_MAX_PENDING": MAX_PENDING,
         "SMC_SYN_RATE": SYN_RATE,
         "SMC_SYN_BURST": SYN_BURST,
+        "SMC_HELD_PICKUPS": HELD_PICKUPS,
+        "SMC_PICKUP_WAIT_NS": f"{int(PICKUP_WAIT * NANOSECONDS)}ll",
     }
     lines = [
         "/* smc_rule.h: generated from smctrace/match/rule.py (do not edit). */",

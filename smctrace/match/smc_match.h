@@ -45,6 +45,9 @@
 #define KEEP_PAYLOAD 3
 #define KEEP_HOLD 4
 #define KEEP_RELEASE 0x10 /* or-ed in: the connection's held SYN crosses first */
+/* or-ed in: this segment began following a connection whose start was not seen (the
+ * offline engine holds it until the connection shows more; the kernel filter passes it) */
+#define KEEP_PICKUP 0x20
 
 #define MATCH_NO_DIR 2 /* client_dir when the SYN was not seen */
 
@@ -497,14 +500,14 @@ static __always_inline u32 match_syn(MATCH_CTX ctx, MATCH_STATE st,
 	return KEEP_HEADERS | release;
 }
 
-/* The rule for one parsed segment: a KEEP_* verdict, possibly | KEEP_RELEASE. */
+/* The rule for one parsed segment: a KEEP_* verdict, possibly | KEEP_RELEASE | KEEP_PICKUP. */
 static __always_inline u32 match_step(MATCH_CTX ctx, MATCH_STATE st,
 				      const struct match_segment *seg, u64 now)
 {
 	if (seg->flags & MATCH_SYN)
 		return match_syn(ctx, st, seg, now);
 
-	u32 release = 0;
+	u32 release = 0, pickup = 0;
 	struct match_conn *c = match_follow_lookup(st, &seg->key);
 	if (!c) {
 		/* Only a CLC header or FIN/RST can answer a pending SYN here (looking up the
@@ -529,7 +532,8 @@ static __always_inline u32 match_step(MATCH_CTX ctx, MATCH_STATE st,
 				match_anchor(&fresh.dir0, seg->seq);
 			c = match_follow_insert(st, &seg->key, &fresh);
 			if (!c)
-				return KEEP_PAYLOAD;
+				return KEEP_PAYLOAD | KEEP_PICKUP;
+			pickup = KEEP_PICKUP;
 		} else {
 			return KEEP_DROP;
 		}
@@ -546,7 +550,7 @@ static __always_inline u32 match_step(MATCH_CTX ctx, MATCH_STATE st,
 		if (keep < KEEP_HEADERS)
 			keep = KEEP_HEADERS;
 	}
-	return keep | release;
+	return keep | release | pickup;
 }
 
 /* Bytes of the frame a verdict keeps (reference.TcpView.keep_bytes). */

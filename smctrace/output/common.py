@@ -52,17 +52,32 @@ def describe_outcome(o: ConnectionOutcome) -> str:
     return f"incomplete: {o.reason}"
 
 
+def _sample(sample: list[str]) -> str:
+    return f" (e.g. {', '.join(sample[:2])})" if sample else ""
+
+
 def summary_line(s: TraceSummary) -> str:
     """tcpdump-style one-line exit summary."""
     counts = ", ".join(f"{n} {name}" for name, n in s.outcomes.items())
     plain = "" if s.plain_tcp is None else f"{s.plain_tcp} plain TCP, "
     line = (f"{s.frames} frames read, {s.connections} SMC connection"
             f"{'' if s.connections == 1 else 's'} ({counts}), "
-            f"{plain}{s.messages} CLC messages")
+            f"{plain}{s.messages} CLC message{'' if s.messages == 1 else 's'}")
     if s.malformed:
         line += f", {s.malformed} malformed"
     if s.gaps:
         line += f", {s.gaps} gaps"
+    if s.duplicates:
+        line += f", {s.duplicates} duplicate segments dropped"
+    if s.unanswered_syns:
+        line += (f", {s.unanswered_syns} unanswered SMC SYN{'s' if s.unanswered_syns != 1 else ''}"
+                 f"{_sample(s.unanswered_sample)}")
+    if s.unanswered_midstream:
+        n = s.unanswered_midstream
+        line += (f", {n} mid-stream CLC message{'s' if n != 1 else ''} without an answer, "
+                 f"not decoded{_sample(s.unanswered_midstream_sample)}")
+    if s.evicted:
+        line += f", {s.evicted} evicted (connection table full)"
     if s.capture:
         # live: what the kernel filter saw and kept, and what the socket received and
         # dropped (like tcpdump's "received by filter" / "dropped by kernel")

@@ -65,6 +65,7 @@ class Step:
     flags: int = ACK
     payload: bytes = b""
     release: bool = False  # the C engines release the held SYN before this frame
+    pickup: bool = False  # this frame begins following a connection whose start was not seen
     engines: dict[str, Keep] = field(default_factory=dict)  # where an engine differs
     at: int | None = None  # sequence offset from the sender's next byte (None: next)
     advance: bool = True  # the sender's sequence advances past this payload
@@ -108,12 +109,13 @@ def handshake() -> list[Step]:
 
 
 def pieces(sender: str, message: bytes, cuts: list[int], *, reverse: bool = False,
-           expect: Keep = PAYLOAD) -> list[Step]:
+           expect: Keep = PAYLOAD, pickup: bool = False) -> list[Step]:
     """``message`` sent in pieces cut at ``cuts``; the cBPF program keeps only a piece
-    that starts with the header."""
+    that starts with the header; ``pickup``: the first piece picks the connection up."""
     bounds = [0, *cuts, len(message)]
     steps = [Step(sender, expect, ACK, message[a:b], at=a, advance=False,
-                  engines={} if a == 0 and b - a >= 8 else dict(NOT_CBPF))
+                  engines={} if a == 0 and b - a >= 8 else dict(NOT_CBPF),
+                  pickup=pickup and a == 0)
              for a, b in itertools.pairwise(bounds)]
     if reverse:
         steps.reverse()
@@ -122,13 +124,14 @@ def pieces(sender: str, message: bytes, cuts: list[int], *, reverse: bool = Fals
 
 
 def _single(name: str, expect: Keep, engines: dict[str, Keep] | None = None,
-            ethernet_only: bool = False, ipv6: bool = False, **frame: Any) -> Case:
+            ethernet_only: bool = False, ipv6: bool = False, pickup: bool = False,
+            **frame: Any) -> Case:
     flags = frame.pop("flags", ACK)
     payload = frame.pop("payload", b"")
     cut = frame.pop("cut", None)
     pad = frame.pop("pad", 0)
     step = Step("c", expect, flags, payload, engines=engines or {}, options=frame, cut=cut,
-                pad=pad)
+                pad=pad, pickup=pickup)
     return Case(name, [step], ipv6=ipv6, ethernet_only=ethernet_only)
 
 
@@ -167,20 +170,21 @@ SINGLE = [
     _single("pure ACK", DROP),
     _single("FIN without state", DROP, flags=FIN | ACK),
     _single("RST without state", DROP, flags=RST),
-    _single("CLC Proposal (stateless pick-up)", PAYLOAD, payload=PROPOSAL),
-    _single("CLC Accept SMC-D eyecatcher", PAYLOAD, payload=clc(2, 48, 1, SMCD)),
-    _single("CLC Decline v1", PAYLOAD, payload=DECLINE_V1),
-    _single("largest CLC length", PAYLOAD, payload=clc(1, 652)),
-    _single("CLC over the payload cap", PAYLOAD, payload=clc(1, 652) + clc(1, 652)),
+    _single("CLC Proposal (stateless pick-up)", PAYLOAD, pickup=True, payload=PROPOSAL),
+    _single("CLC Accept SMC-D eyecatcher", PAYLOAD, pickup=True, payload=clc(2, 48, 1, SMCD)),
+    _single("CLC Decline v1", PAYLOAD, pickup=True, payload=DECLINE_V1),
+    _single("largest CLC length", PAYLOAD, pickup=True, payload=clc(1, 652)),
+    _single("CLC over the payload cap", PAYLOAD, pickup=True, payload=clc(1, 652) + clc(1, 652)),
     _single("CLC type 0", DROP, payload=clc(0, 92)),
     _single("CLC type 5", DROP, payload=clc(5, 92)),
     _single("CLC version 0", DROP, payload=clc(1, 92, version=0)),
-    _single("CLC version 3 (handled by the v2 rules)", PAYLOAD, payload=clc(1, 92, version=3)),
+    _single("CLC version 3 (handled by the v2 rules)", PAYLOAD, pickup=True,
+            payload=clc(1, 92, version=3)),
     _single("CLC length 27", DROP, payload=clc(1, 27)),
     _single("CLC length 653", DROP, payload=clc(1, 653)),
     _single("bad eyecatcher", DROP, payload=b"\xe2\xd4\xc3\xc5" + PROPOSAL[4:]),
     _single("7-byte payload", DROP, payload=PROPOSAL[:7]),
-    _single("CLC payload cut short in the frame", PAYLOAD, payload=PROPOSAL, cut=-40),
+    _single("CLC payload cut short in the frame", PAYLOAD, pickup=True, payload=PROPOSAL, cut=-40),
     _single("SYN with SMC option and padding", HOLD, pad=12, **SYN_OPT),
     _single("truncated TCP header", DROP, cut=-30, **SYN_OPT),
     _single("truncated IP header", DROP, cut=10, **SYN_OPT),
@@ -199,7 +203,7 @@ SINGLE = [
             ipv6_ext_headers=[(60, bytes(6))] * 8, **SYN_OPT),
     _single("IPv6 nine extension headers", DROP, ipv6=True,
             ipv6_ext_headers=[(60, bytes(6))] * 9, **SYN_OPT),
-    _single("IPv6 CLC Proposal", PAYLOAD, ipv6=True, payload=PROPOSAL),
+    _single("IPv6 CLC Proposal", PAYLOAD, pickup=True, ipv6=True, payload=PROPOSAL),
     _single("IPv6 ordinary data", DROP, ipv6=True, payload=APP_DATA),
     _single("IPv6 VLAN", HOLD, ipv6=True, vlans=[9], ethernet_only=True, **SYN_OPT),
 ]
@@ -279,7 +283,7 @@ SEQUENCES = [
         # data where the Accept must start: the phase ends there
         s(HEAD8, payload=APP_DATA, engines=NOT_CBPF), s(DROP, payload=APP_DATA)]),
     Case("picked up mid-handshake (no SYN seen)", [
-        *pieces("s", clc(2, 160, 2), [100]), c(PAYLOAD, payload=CONFIRM),
+        *pieces("s", clc(2, 160, 2), [100], pickup=True), c(PAYLOAD, payload=CONFIRM),
         c(HEAD8, payload=APP_DATA, engines=NOT_CBPF), c(DROP, payload=APP_DATA)]),
     Case("a new SYN without the option forgets the old connection", [
         *handshake(), c(DROP, SYN, at=1000), c(DROP, payload=APP_DATA)]),

@@ -1,0 +1,1 @@
+"""The benchmarks' parts: synthetic captures, measuring, and the offline and live runs."""
