@@ -698,6 +698,18 @@ static int hold_pickup(struct engine *e, const struct frame_ctx *f,
 	return 0;
 }
 
+/* rule.packet_ns: packet time in ns, saturated (a pcapng can hold 2^64 s; converting an
+ * out-of-range double to an integer is undefined in C). */
+static s64 packet_ns(double time)
+{
+	double ns = time * 1e9;
+	if (ns >= 9223372036854775807.0)
+		return INT64_MAX;
+	if (ns <= -9223372036854775807.0)
+		return -INT64_MAX;
+	return (s64)ns;
+}
+
 /* One frame: parse, apply the rule (if `rule`), drop duplicates, append what crosses to
  * `out`.  Returns -1 on a Python error. */
 static int process_frame(struct engine *e, const u8 *data, u32 len, long linktype,
@@ -707,7 +719,7 @@ static int process_frame(struct engine *e, const u8 *data, u32 len, long linktyp
 	struct frame_ctx f = {data, len};
 	struct match_segment seg;
 	u32 verdict = KEEP_PAYLOAD;
-	s64 now = (s64)(time * 1e9);
+	s64 now = packet_ns(time);
 	e->frames++;
 	/* Held pick-ups whose wait is over cross now, in the order they came. */
 	while (rule && e->pickups.count) {

@@ -88,7 +88,7 @@ class PythonEngine:
              orig_len: int, rule: bool, out: list[Any]) -> None:
         data = bytes(data)
         self._counts["frames"] += 1
-        now = int(time * R.NANOSECONDS)
+        now = R.packet_ns(time)
         pickups = self._pickups
         while rule and pickups:  # held pick-ups whose wait is over cross now
             oldest = next(iter(pickups))
