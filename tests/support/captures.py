@@ -8,6 +8,7 @@ by the snap length, and (Ethernet) 802.1Q and QinQ tags.
 
 from __future__ import annotations
 
+import random
 import struct
 from collections.abc import Iterator, Sequence
 from pathlib import Path
@@ -117,24 +118,23 @@ def write_pcap(path: Path, linktype: int, frames: Sequence[tuple[bytes, int]]) -
 def write_large_capture(path: Path, size: int) -> int:
     """A pcap of at least ``size`` bytes of varied TCP traffic; returns its frame count.
 
-    Payloads cycle through a few kilobytes of pseudo-random bytes, so the file
-    compresses about as well as real traffic does, neither trivially nor not at all.
+    Each payload is another window of a 1 MiB pseudo-random pool: LZ77 compressors with
+    a window that holds the pool (zstd, xz) shrink the file a lot, the others (gzip,
+    bzip2) barely, which gives every format many blocks to decode.
     """
-    pool = bytes((index * 2654435761 >> 13) & 0xFF for index in range(8192))
-    frames = []
-    for index in range(64):
-        offset = (index * 613) % 6000
-        payload = pool[offset : offset + 200 + (index * 97) % 1200]
-        frames.append(
-            tcp_frame("192.0.2.2", "192.0.2.1", 40000 + index, 7001, seq=index * 1000,
-                      flags=PSH | ACK, payload=payload)
-        )
+    pool = random.Random(7001).randbytes(1 << 20)
+    headers = [
+        tcp_frame("192.0.2.2", "192.0.2.1", 40000 + index, 7001, seq=index * 1000,
+                  flags=PSH | ACK)
+        for index in range(64)
+    ]
     count = 0
     written = 24
     with path.open("wb", buffering=1 << 20) as stream:
         writer = PcapWriter(stream, LINKTYPE_ETHERNET)
         while written < size:
-            frame = frames[count % len(frames)]
+            offset = count * 104729 % (len(pool) - 1500)
+            frame = headers[count % len(headers)] + pool[offset : offset + 200 + count % 1200]
             writer.write(1_700_000_000 + count * 1e-5, frame)
             written += 16 + len(frame)
             count += 1
