@@ -14,7 +14,7 @@ APT_PACKAGES := python3-venv python3-dev python3-pip gcc libc6-dev python3-bpfcc
 	linux-headers-amd64 tshark tcpdump iproute2 procps iperf3 libpcap0.8 \
 	bzip2 xz-utils zstd
 
-.PHONY: run test setup apt lint bench bench-live lab-test clean
+.PHONY: run test setup apt lint bench bench-live lab-test man clean
 
 run: setup
 	@for f in $(DEMO); do echo "== smctrace -f $$f"; $(VENV)/bin/smctrace -f $$f; echo; done
@@ -48,6 +48,10 @@ bench: setup
 
 bench-live: setup
 	$(PY) scripts/bench_live.py
+
+# The man page is generated from the CLI's options; a test fails when it is out of date.
+man: setup
+	$(PY) -m smctrace.manpage > man/smctrace.1
 
 lab-test: setup
 	scripts/smc-lab/smc-lab test
