@@ -204,7 +204,24 @@ def _reason(error: Exception) -> str:
     return _ZSTD_PREFIX.sub("", _ZLIB_PREFIX.sub("", text))
 
 
-class _DecompressingReader(io.RawIOBase):
+class _SourceReader(io.RawIOBase):
+    """A read-only stream in front of ``source``, which it closes with itself."""
+
+    def __init__(self, source: io.FileIO, display_name: str) -> None:
+        super().__init__()
+        self._source = source
+        self.name = display_name
+
+    def readable(self) -> bool:
+        return True
+
+    def close(self) -> None:
+        if not self.closed:
+            self._source.close()
+        super().close()
+
+
+class _DecompressingReader(_SourceReader):
     """A compressed stream read as the decompressed bytes, one decoder call at a time.
 
     Concatenated streams (``cat a.gz b.gz``, pbzip2, pzstd, xz -T) are read one after the
@@ -219,25 +236,15 @@ class _DecompressingReader(io.RawIOBase):
         path: str,
         display_name: str,
     ) -> None:
-        super().__init__()
-        self._source = source
+        super().__init__(source, display_name)
         self._format = compression
         self._path = path
-        self.name = display_name
         self._input = memoryview(head)  # compressed bytes read but not yet decoded
         self._source_done = False
         self._decoder: _Decoder | None = None  # None between streams
         self._delivered = 0  # decompressed bytes returned so far
         self._failure: CaptureError | None = None  # raised by the next read
         self._errors = _decoder_errors()
-
-    def readable(self) -> bool:
-        return True
-
-    def close(self) -> None:
-        if not self.closed:
-            self._source.close()
-        super().close()
 
     def _fail(self, what: str, reason: str, produced: int) -> CaptureError:
         return CaptureError(
@@ -305,23 +312,13 @@ class _DecompressingReader(io.RawIOBase):
         return filled
 
 
-class _PrefixedStream(io.RawIOBase):
+class _PrefixedStream(_SourceReader):
     """A non-seekable stream whose first bytes were read to look at: they are returned
     first, then every readinto goes straight to the stream."""
 
     def __init__(self, head: bytes, source: io.FileIO, display_name: str) -> None:
-        super().__init__()
+        super().__init__(source, display_name)
         self._head = head
-        self._source = source
-        self.name = display_name
-
-    def readable(self) -> bool:
-        return True
-
-    def close(self) -> None:
-        if not self.closed:
-            self._source.close()
-        super().close()
 
     def readinto(self, buffer: WriteableBuffer) -> int | None:
         head = self._head

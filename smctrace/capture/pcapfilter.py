@@ -22,7 +22,9 @@ from __future__ import annotations
 import ctypes
 import ctypes.util
 import struct
+from collections.abc import Callable
 from types import TracebackType
+from typing import Any, TypeVar
 
 from smctrace.frame import LINKTYPE_ETHERNET, LINKTYPE_RAW, LINKTYPE_RAW_ALT_14
 
@@ -71,8 +73,18 @@ class _PcapPacketHeader(ctypes.Structure):
     _fields_ = (("ts", _Timeval), ("caplen", ctypes.c_uint32), ("len", ctypes.c_uint32))
 
 
+_CFunction = TypeVar("_CFunction", bound=Callable[..., Any])
+
+
+def _declare(function: _CFunction, restype: Any, *argtypes: Any) -> _CFunction:
+    """``function`` with its C return and argument types declared."""
+    function.restype = restype  # type: ignore[attr-defined]
+    function.argtypes = argtypes  # type: ignore[attr-defined]
+    return function
+
+
 class _Libpcap:
-    """The few libpcap functions used here, with their C signatures declared."""
+    """The few libpcap (and libc) functions used here, with their C signatures declared."""
 
     def __init__(self) -> None:
         try:
@@ -85,40 +97,19 @@ class _Libpcap:
                     f"installed: apt-get install {LIBPCAP_PACKAGE}"
                 ) from None
             lib = ctypes.CDLL(found)
-        self.fopen_offline = lib.pcap_fopen_offline
-        self.fopen_offline.argtypes = (ctypes.c_void_p, ctypes.c_char_p)
-        self.fopen_offline.restype = ctypes.c_void_p
         libc = ctypes.CDLL(None)
-        self.fmemopen = libc.fmemopen
-        self.fmemopen.argtypes = (ctypes.c_void_p, ctypes.c_size_t, ctypes.c_char_p)
-        self.fmemopen.restype = ctypes.c_void_p
-        self.compile = lib.pcap_compile
-        self.compile.argtypes = (
-            ctypes.c_void_p,
-            ctypes.POINTER(_BpfProgram),
-            ctypes.c_char_p,
-            ctypes.c_int,
-            ctypes.c_uint32,
+        handle, text, program = ctypes.c_void_p, ctypes.c_char_p, ctypes.POINTER(_BpfProgram)
+        self.fmemopen = _declare(libc.fmemopen, handle, handle, ctypes.c_size_t, text)
+        self.fclose = _declare(libc.fclose, ctypes.c_int, handle)
+        self.fopen_offline = _declare(lib.pcap_fopen_offline, handle, handle, text)
+        self.compile = _declare(
+            lib.pcap_compile, ctypes.c_int, handle, program, text, ctypes.c_int, ctypes.c_uint32
         )
-        self.compile.restype = ctypes.c_int
-        self.geterr = lib.pcap_geterr
-        self.geterr.argtypes = (ctypes.c_void_p,)
-        self.geterr.restype = ctypes.c_char_p
-        self.close = lib.pcap_close
-        self.close.argtypes = (ctypes.c_void_p,)
-        self.close.restype = None
-        self.freecode = lib.pcap_freecode
-        self.freecode.argtypes = (ctypes.POINTER(_BpfProgram),)
-        self.freecode.restype = None
-        self.fclose = libc.fclose
-        self.fclose.argtypes = (ctypes.c_void_p,)
-        self.fclose.restype = ctypes.c_int
-        self.datalink = lib.pcap_datalink
-        self.datalink.argtypes = (ctypes.c_void_p,)
-        self.datalink.restype = ctypes.c_int
-        self.datalink_name = lib.pcap_datalink_val_to_name
-        self.datalink_name.argtypes = (ctypes.c_int,)
-        self.datalink_name.restype = ctypes.c_char_p
+        self.geterr = _declare(lib.pcap_geterr, text, handle)
+        self.close = _declare(lib.pcap_close, None, handle)
+        self.freecode = _declare(lib.pcap_freecode, None, program)
+        self.datalink = _declare(lib.pcap_datalink, ctypes.c_int, handle)
+        self.datalink_name = _declare(lib.pcap_datalink_val_to_name, text, ctypes.c_int)
         # Called once per frame: no argtypes, so ctypes passes the prepared byref()
         # objects and the bytes' buffer as they are instead of converting each argument
         # through from_param (measured: 0.37 instead of 0.66 µs a call).
