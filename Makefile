@@ -8,11 +8,12 @@ STAMP := $(VENV)/.installed
 DEMO := tests/data/real-kernel/C-smcd-loopback-ism-k612lo.pcap tests/data/real-kernel/D7-smcr-v2-mixed-srv61-cli612-srv_k61-cli_k612.pcap
 # Debian packages: BCC (python3-bpfcc) and kernel headers for the live tracer, tshark as the
 # test oracle, tcpdump and iperf3 for benchmarks, python3-dev to build the C frame scanner,
-# libpcap0.8 to compile filter expressions (tcpdump is the filters' test oracle), and the
-# compressors whose files the compressed-input tests make (gzip is always there).
+# libpcap0.8 to compile filter expressions (tcpdump is the filters' test oracle), the
+# compressors whose files the compressed-input tests make (gzip is always there), and
+# groff and mandoc, which check that the man page renders without a warning.
 APT_PACKAGES := python3-venv python3-dev python3-pip gcc libc6-dev python3-bpfcc \
 	linux-headers-amd64 tshark tcpdump iproute2 procps iperf3 libpcap0.8 \
-	bzip2 xz-utils zstd
+	bzip2 xz-utils zstd groff-base mandoc
 
 .PHONY: run test setup apt lint bench bench-live lab-test man clean
 

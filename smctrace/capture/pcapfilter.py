@@ -255,8 +255,14 @@ class PacketFilter:
         self, linktype: int, snaplen: int = DEFAULT_SNAPLEN
     ) -> list[tuple[int, int, int, int]]:
         """The compiled classic-BPF program as (code, jt, jf, k) tuples, ``tcpdump -dd``'s
-        listing, for frames of ``linktype`` as the capture file holds them (link-layer
-        header first)."""
+        listing, for frames of ``linktype`` as a capture file holds them (link-layer
+        header first, VLAN tags in the frame).
+
+        Attached to a live AF_PACKET socket it sees what that socket delivers: Linux takes
+        VLAN tags out of the frame (libpcap's live programs test them with SKF_AD_VLAN_*
+        loads instead), and a cooked (SOCK_DGRAM, ``-i any``) socket has no link-layer
+        header in front of the packet; the program fits sockets where neither applies.
+        """
         program = self._program(linktype, snaplen)
         return [
             (insn.code, insn.jt, insn.jf, insn.k)
