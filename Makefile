@@ -7,11 +7,15 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 DEMO := tests/data/real-kernel/C-smcd-loopback-ism-k612lo.pcap tests/data/real-kernel/D7-smcr-v2-mixed-srv61-cli612-srv_k61-cli_k612.pcap
 # Debian packages: BCC (python3-bpfcc) and kernel headers for the live tracer, tshark as the
-# test oracle, tcpdump and iperf3 for benchmarks, python3-dev to build the C frame scanner.
+# test oracle, tcpdump and iperf3 for benchmarks, python3-dev to build the C engine,
+# libpcap0.8 to compile filter expressions (tcpdump is the filters' test oracle), the
+# compressors whose files the compressed-input tests make (gzip is always there), and
+# groff and mandoc, which check that the man page renders without a warning.
 APT_PACKAGES := python3-venv python3-dev python3-pip gcc libc6-dev python3-bpfcc \
-	linux-headers-amd64 tshark tcpdump iproute2 procps iperf3 time
+	linux-headers-amd64 tshark tcpdump iproute2 procps iperf3 time libpcap0.8 \
+	bzip2 xz-utils zstd groff-base mandoc
 
-.PHONY: run test setup apt lint bench bench-live lab-test clean
+.PHONY: run test setup apt lint bench bench-live lab-test man clean
 
 run: setup
 	@for f in $(DEMO); do echo "== smctrace -f $$f"; $(VENV)/bin/smctrace -f $$f; echo; done
@@ -45,6 +49,10 @@ bench: setup
 
 bench-live: setup
 	$(PY) scripts/bench_live.py
+
+# The man page is generated from the CLI's options; a test fails when it is out of date.
+man: setup
+	$(PY) -m smctrace.manpage > man/smctrace.1
 
 lab-test: setup
 	scripts/smc-lab/smc-lab test
