@@ -5,7 +5,7 @@ Generates (once, cached in --dir) a capture of --size bytes and its gzip, bzip2,
 zstd versions (made by those tools), then reports:
 
 - reading the capture through open_capture_input with the capture reader
-  (CaptureFile(...).frames(Prefilter()), the offline hot path): MB/s of capture bytes
+  (CaptureFile(...).segments(engine), the offline hot path): MB/s of capture bytes
   for the plain file opened by CaptureFile itself, for open_capture_input's stream, for
   each compressed file, and for a pipe on standard input (sys.stdin.buffer as before, and
   open_capture_input("-"));
@@ -33,7 +33,7 @@ sys.path.insert(0, str(REPO))
 from smctrace.capture.compressed import open_capture_input  # noqa: E402
 from smctrace.capture.pcapfile import CaptureFile  # noqa: E402
 from smctrace.capture.pcapfilter import PacketFilter  # noqa: E402
-from smctrace.capture.prefilter import Prefilter  # noqa: E402
+from smctrace.match.engine import new_engine  # noqa: E402
 
 COMPRESSORS = {"gzip": ["gzip", "-c"], "bzip2": ["bzip2", "-c"], "xz": ["xz", "-c", "-T2"],
                "zstd": ["zstd", "-q", "-c"]}
@@ -50,7 +50,7 @@ def child(mode: str, source: str) -> None:
         stream, _name = open_capture_input(source)
         capture = CaptureFile(stream)
     with capture:
-        candidates = sum(1 for _ in capture.frames(Prefilter()))
+        candidates = sum(1 for _ in capture.segments(new_engine()))
         consumed = capture.bytes_read
     elapsed = time.perf_counter() - start
     end_usage = resource.getrusage(resource.RUSAGE_SELF)

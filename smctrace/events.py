@@ -121,6 +121,8 @@ class TraceSummary:
     silent_smc: int = 0
     # things that could not be searched or may have been missed, one line each
     warnings: list[str] = field(default_factory=list)
+    # part of the input could not be searched at all (link types, cut headers): exit 3
+    unsearched: bool = False
 
 
 class EventSink:

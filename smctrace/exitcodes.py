@@ -18,6 +18,11 @@ The scheme is tcpdump's with the usage convention of click, argparse and so the 
   agree with the ones click makes before smctrace runs; a script can tell "fix the
   command" from "fix the input".
 
+- 3: the trace ran to its end but part of the input could not be searched: frames of a
+  link type smctrace does not read, TCP headers cut by the snap length.  "0 SMC
+  connections" would otherwise look like a searched capture without SMC; the warning
+  lines say what was missed.  Like 1, the output before it is complete and valid.
+
 More statuses were considered and left out: tshark's separate codes for a bad interface,
 file or filter split what the user does about them no further than 1 and 2 do, and a
 separate status for "damaged after a valid prefix" would make ``smctrace -f`` on a
@@ -59,7 +64,14 @@ USAGE = ExitStatus(
     "The command line is wrong: an unknown option, a bad option value, options that "
     "cannot be combined, or a filter expression libpcap rejects. Nothing was read.",
 )
-EXIT_STATUSES = (OK, ERROR, USAGE)
+NOT_SEARCHED = ExitStatus(
+    "NOT_SEARCHED",
+    3,
+    "The trace ran to its end, but part of the input could not be searched (frames of a "
+    "link type smctrace does not read, TCP headers cut by the snap length): a warning "
+    "line on standard error says what.",
+)
+EXIT_STATUSES = (OK, ERROR, USAGE, NOT_SEARCHED)
 
 HELP_WIDTH = 78  # what click wraps --help to (80 columns less a margin of 2)
 EPILOG_INDENT = 2  # click indents the epilog by this much

@@ -20,8 +20,7 @@ import pytest
 
 from smctrace.capture import pcapfilter
 from smctrace.capture.pcapfile import CaptureFile
-from smctrace.capture.pcapfilter import FilterError, PacketFilter
-from smctrace.capture.synth import tcp_frame
+from smctrace.capture.pcapfilter import PacketFilter
 from smctrace.frame import (
     LINKTYPE_ETHERNET,
     LINKTYPE_IPV4,
@@ -33,9 +32,11 @@ from smctrace.frame import (
     LINKTYPE_RAW,
     LINKTYPE_RAW_ALT_12,
     LINKTYPE_RAW_ALT_14,
+    FilterError,
 )
 from smctrace.packet import SYN
 from tests.support.captures import filter_test_frames, write_pcap
+from tests.support.synth import tcp_frame
 
 REAL = sorted((Path(__file__).resolve().parent / "data" / "real-kernel").glob("*.pcap"))
 TCPDUMP = shutil.which("tcpdump") or ("/usr/sbin/tcpdump" if Path("/usr/sbin/tcpdump").exists()

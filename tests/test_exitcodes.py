@@ -8,14 +8,14 @@ import click
 from click.testing import CliRunner
 
 from smctrace import exitcodes
-from smctrace.exitcodes import ERROR, EXIT_STATUSES, OK, USAGE
+from smctrace.exitcodes import ERROR, EXIT_STATUSES, NOT_SEARCHED, OK, USAGE
 
 
 def test_the_scheme() -> None:
     assert [(status.name, status.code) for status in EXIT_STATUSES] == [
-        ("OK", 0), ("ERROR", 1), ("USAGE", 2)
+        ("OK", 0), ("ERROR", 1), ("USAGE", 2), ("NOT_SEARCHED", 3)
     ]
-    assert (OK.code, ERROR.code, USAGE.code) == (0, 1, 2)
+    assert (OK.code, ERROR.code, USAGE.code, NOT_SEARCHED.code) == (0, 1, 2, 3)
 
 
 def test_usage_status_is_clicks_own() -> None:

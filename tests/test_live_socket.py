@@ -360,17 +360,20 @@ def test_start_up_time(lab: Lab, backend: str) -> None:
 @pytest.mark.parametrize("suffix", [".pcap", ".pcapng"])
 def test_traced_frames_saved(lab: Lab, tmp_path: Any, suffix: str) -> None:
     from smctrace.capture.pcapfile import CaptureFile
+    from smctrace.output.pcap import FrameWriter
 
     sender = lab.sender_socket()
     handshake = smc_handshake("10.5.0.1", "10.5.0.2", 40005)
     path = str(tmp_path / f"trace{suffix}")
     with lab.capture([lab.receiver], "cbpf") as capture:
-        writer = capture.open_writer(path)
+        writer = FrameWriter(path, capture.snaplen)
+        for name, linktype in capture.interface_link_types():
+            writer.add_interface(name, linktype)
         for _, frame in handshake:
             sender.send(frame)
         frames = collect(capture, len(EXPECTED["cbpf"]))
         for frame in frames:
-            writer.write(frame)
+            writer.write(frame.interface, frame.time, frame.data, frame.orig_len)
         writer.close()
     sender.close()
     with CaptureFile(path) as saved:

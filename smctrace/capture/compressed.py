@@ -346,6 +346,18 @@ def _read_head(stream: io.FileIO) -> bytes:
     return head
 
 
+def _standard_input() -> io.FileIO:
+    """Standard input unbuffered; if it is not a file descriptor (replaced in-process,
+    e.g. by a test runner), the stream that replaced it."""
+    try:
+        return io.FileIO(sys.stdin.fileno(), "rb", closefd=False)
+    except (OSError, ValueError, AttributeError):
+        replacement = getattr(sys.stdin, "buffer", None)
+        if replacement is None or not callable(getattr(replacement, "read", None)):
+            raise
+        return cast(io.FileIO, replacement)
+
+
 def open_capture_input(source: str) -> tuple[BinaryIO, str]:
     """Open ``source`` (a path, or ``"-"`` for standard input) for reading the capture in
     it, decompressing gzip, bzip2, xz and zstd on the way.
@@ -358,7 +370,7 @@ def open_capture_input(source: str) -> tuple[BinaryIO, str]:
     try:
         # Unbuffered: the capture reader's readinto calls go straight to the kernel.
         if source == STDIN:
-            stream = io.FileIO(sys.stdin.fileno(), "rb", closefd=False)
+            stream = _standard_input()
         else:
             stream = io.FileIO(source, "rb")
     except (OSError, ValueError, AttributeError) as error:

@@ -26,7 +26,7 @@ from collections.abc import Callable
 from types import TracebackType
 from typing import Any, TypeVar
 
-from smctrace.frame import LINKTYPE_ETHERNET, LINKTYPE_RAW, LINKTYPE_RAW_ALT_14
+from smctrace.frame import LINKTYPE_ETHERNET, LINKTYPE_RAW, LINKTYPE_RAW_ALT_14, FilterError
 
 LIBPCAP_SONAME = "libpcap.so.0.8"  # Debian's libpcap0.8 package (libpcap 1.x)
 LIBPCAP_PACKAGE = "libpcap0.8"
@@ -48,8 +48,6 @@ _REJECTS_ALL = "expression rejects all packets"
 _PARSE_ERROR_PREFIX = "can't parse filter expression: "
 
 
-class FilterError(Exception):
-    """A filter expression libpcap rejects, or no libpcap: one line for the user."""
 
 
 class _BpfInstruction(ctypes.Structure):

@@ -36,7 +36,6 @@ from smctrace.live.netdev import (
     index_in_namespace_of,
     resolve,
 )
-from smctrace.live.savefile import FrameWriter
 from smctrace.match import cbpf, rule
 from smctrace.match.bcc import BccError, BccFilter, FilterParams, bcc_problem, program_text
 
@@ -340,22 +339,14 @@ class LiveCapture:
             number=number,
         )
 
-    def open_writer(self, path: str) -> FrameWriter:
-        """A writer for ``-w``: pcapng (classic pcap if ``path`` ends in .pcap) with the
-        link type of each traced interface.  Call after attach(), before dropping
-        privileges."""
+    def interface_link_types(self) -> list[tuple[str, int]]:
+        """(name, link type of its frames) per traced interface, in Frame.interface order
+        (for ``-w``).  Call after attach()."""
         if not self._channels:
             raise LiveError("capture is not attached")
-        interfaces = [
-            (
-                channel.device.name,
-                LINKTYPE_ETHERNET
-                if channel.device.link_layer == LinkLayer.ETHERNET
-                else LINKTYPE_LINUX_SLL2,
-            )
-            for channel in self._channels
-        ]
-        return FrameWriter(path, interfaces, self.snaplen)
+        return [(channel.device.name,
+                 LINKTYPE_ETHERNET if channel.device.link_layer == LinkLayer.ETHERNET
+                 else LINKTYPE_LINUX_SLL2) for channel in self._channels]
 
     # -- statistics and tear-down -----------------------------------------------------
 
@@ -422,13 +413,18 @@ def _auto_backend() -> str:
 def program_source(backend: str, interfaces: list[str], snap_payload: int = SNAP_PAYLOAD) -> str:
     """What would be attached, as text (``--ebpf``): the BPF C source with its defines for
     the bcc backend, the instruction listing (``tcpdump -d`` style) for cbpf.  One part per
-    kind of link layer among ``interfaces``."""
+    kind of link layer among ``interfaces``; without interfaces, one for each kind."""
     if backend not in BACKENDS:
         raise LiveError(f"unknown capture backend {backend!r} (use auto, bcc or cbpf)")
     if backend == "auto":
         backend = _auto_backend()
     devices = []
-    for name in interfaces or [ANY_INTERFACE]:
+    if not interfaces:
+        devices = [Device(name="Ethernet interfaces", ifindex=0, hatype=1,
+                          link_layer=LinkLayer.ETHERNET),
+                   Device(name="interfaces without an Ethernet header and -i any", ifindex=0,
+                          hatype=0, link_layer=LinkLayer.NONE)]
+    for name in interfaces:
         try:
             devices.append(resolve(name))
         except LiveError:

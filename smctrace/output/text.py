@@ -1,8 +1,10 @@
-"""Default text output: one line per CLC message, one line per connection outcome."""
+"""Default text output: one line per CLC message, one line per connection outcome; with
+``verbose`` every field of each message below its line, named as in the JSON output."""
 
 from __future__ import annotations
 
-from typing import TextIO
+import json
+from typing import Any, TextIO
 
 from smctrace.events import (
     ConnectionId,
@@ -20,8 +22,9 @@ TEXT_CACHE_SIZE = 4096  # rendered messages kept (the oldest goes first)
 
 class TextOutput(EventSink):
     def __init__(self, out: TextIO, *, timestamps: bool = True, hex_dump: bool = False,
-                 reserved: bool = False) -> None:
+                 reserved: bool = False, verbose: bool = False) -> None:
         self._out = out
+        self._verbose = verbose
         self._timestamps = timestamps
         self._hex = hex_dump
         self._reserved = reserved
@@ -48,6 +51,8 @@ class TextOutput(EventSink):
                 del self._texts[next(iter(self._texts))]
             self._texts[msg.raw] = text
         self._line(event.time, f"{self._direction(event.conn, event.sender)}: {text}")
+        if self._verbose:
+            self._out.write(_field_lines(msg, self._reserved))
         if self._hex:
             self._out.write(hexdump(event.message.raw) + "\n")
 
@@ -65,3 +70,16 @@ class TextOutput(EventSink):
 
     def finish(self, summary: TraceSummary) -> None:
         self._out.flush()
+
+
+def _field_lines(msg: Any, reserved: bool) -> str:
+    """Every field of the message (the JSON ``fields``), one indented ``name: value`` line
+    each; values as in the JSON (escaped: no wire byte reaches the terminal raw)."""
+    from smctrace.schema import message_fields  # only with -v
+
+    lines = []
+    for name, value in message_fields(msg, reserved).items():
+        shown = value if isinstance(value, str) and value.isprintable() and value.isascii() \
+            else json.dumps(value, ensure_ascii=True)
+        lines.append(f"    {name}: {shown}\n")
+    return "".join(lines)

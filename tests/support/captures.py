@@ -14,15 +14,15 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 from smctrace.capture.pcapwriter import PcapWriter
-from smctrace.capture.synth import (
+from smctrace.frame import LINKTYPE_ETHERNET, LINKTYPE_IPV4, LINKTYPE_IPV6
+from smctrace.packet import ACK, FIN, PSH, RST, SYN
+from tests.support.synth import (
     clc_like_payload,
     ipv4_packet,
     ipv6_packet,
     link_header,
     tcp_frame,
 )
-from smctrace.frame import LINKTYPE_ETHERNET, LINKTYPE_IPV4, LINKTYPE_IPV6
-from smctrace.packet import ACK, FIN, PSH, RST, SYN
 
 IPPROTO_ICMP = 1
 IPPROTO_UDP = 17
