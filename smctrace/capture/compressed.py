@@ -369,10 +369,7 @@ def open_capture_input(source: str) -> tuple[BinaryIO, str]:
     path = STDIN_NAME if source == STDIN else source
     try:
         # Unbuffered: the capture reader's readinto calls go straight to the kernel.
-        if source == STDIN:
-            stream = _standard_input()
-        else:
-            stream = io.FileIO(source, "rb")
+        stream = _standard_input() if source == STDIN else io.FileIO(source, "rb")
     except (OSError, ValueError, AttributeError) as error:
         # ValueError/AttributeError: standard input closed or replaced by a non-file.
         reason = _describe_os_error(error) if isinstance(error, OSError) else "not available"

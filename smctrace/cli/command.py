@@ -9,7 +9,7 @@ import sys
 import click
 
 from smctrace import __version__, exitcodes
-from smctrace.cli.errors import Command, UsageError, user_errors
+from smctrace.cli.errors import Command, UsageError, UserError, user_errors
 from smctrace.cli.run import CountingSink, OutputOptions, make_output
 from smctrace.match.rule import MAX_CONNECTIONS
 
@@ -24,6 +24,13 @@ def finite_seconds(_ctx: click.Context, param: click.Parameter,
     that would never stop is a usage error instead."""
     if value is not None and not math.isfinite(value):
         raise click.BadParameter(f"{value} is not a number of seconds", param=param)
+    return value
+
+
+def snap_length(_ctx: click.Context, param: click.Parameter, value: int) -> int:
+    if 0 < value < 128:
+        raise click.BadParameter(f"{value} is not 0 or in the range 128<=x<=65535",
+                                 param=param)
     return value
 
 
@@ -66,8 +73,10 @@ def finite_seconds(_ctx: click.Context, param: click.Parameter,
 @click.option("--max-connections", type=click.IntRange(min=1, max=MAX_TABLE), metavar="N",
               help=f"Connections followed at once (default {MAX_CONNECTIONS}); when the "
                    "table is full the oldest undecided one is reported, evicted.")
-@click.option("-s", "--snaplen", type=click.IntRange(min=128, max=65535), default=1280,
-              show_default=True, metavar="BYTES", help="Live: bytes kept per frame.")
+@click.option("-s", "--snaplen", type=click.IntRange(min=0, max=65535), default=1280,
+              show_default=True, metavar="BYTES", callback=snap_length,
+              help="Live: bytes kept per frame, 128 to 65535 (0: whole frames, as in "
+                   "tcpdump; the kernel filter still caps CLC payloads).")
 @click.option("-B", "--buffer-size", "buffer_kib",
               type=click.IntRange(min=64, max=MAX_BUFFER_KIB), metavar="KiB",
               help="Live: socket receive buffer per interface (default 262144 = 256 MiB); "
@@ -125,6 +134,8 @@ def run(*, expression: tuple[str, ...], paths: tuple[str, ...], interfaces: tupl
         max_connections: int | None, snaplen: int, buffer_kib: int | None, promisc: bool,
         user: str) -> int:
     """Check the combination of options, then run; returns the exit status."""
+    if sys.stdout is None:  # started with standard output closed (>&-)
+        raise UserError("standard output is closed")
     if print_schema:
         from smctrace.schema import schema_text
 

@@ -5,11 +5,11 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, BinaryIO, cast
 
 from smctrace.cli.errors import UsageError, UserError
 from smctrace.cli.run import CountingSink, finish_output
-from smctrace.cli.signals import Interruption
+from smctrace.cli.signals import Interrupted, Interruption, WatchedInput
 from smctrace.frame import CaptureError, FilterError
 from smctrace.match.engine import EngineLike, SegmentTuple, new_engine
 from smctrace.match.rule import MAX_CONNECTIONS
@@ -121,7 +121,9 @@ def trace_files(options: OfflineOptions, sink: CountingSink) -> int:
                     break
                 try:
                     stream, name = open_capture_input(path)
-                    with stream, CaptureFile(stream, name=name, first_number=frames) as capture:
+                    watched = cast(BinaryIO, WatchedInput(stream, interruption))
+                    with stream, CaptureFile(watched, name=name,
+                                             first_number=frames) as capture:
                         if saver is not None:
                             saver.input, saver.input_name = index, name
                         try:
@@ -142,6 +144,8 @@ def trace_files(options: OfflineOptions, sink: CountingSink) -> int:
                 except FilterError as exc:  # no program for a link type met in the input
                     usage_failure = f"filter expression: {exc}"
                     break
+                except Interrupted:
+                    break  # a signal while waiting for a pipe: the trace ends here
                 if options.duration is not None and engine.counters()["beyond"]:
                     break
             tracer.finish()
@@ -150,7 +154,8 @@ def trace_files(options: OfflineOptions, sink: CountingSink) -> int:
     finally:
         if saver is not None:
             saver.writer.close()
-    summary = tracer.summary(frames, snaplens)
+    # Frames after --duration were walked but are not part of the trace.
+    summary = tracer.summary(frames - engine.counters()["beyond"], snaplens)
     if saver is not None and saver.writer.clamped_times:
         n = saver.writer.clamped_times
         summary.warnings.append(
