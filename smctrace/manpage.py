@@ -181,6 +181,30 @@ def render(command: click.Command, *, name: str = "smctrace", version: str = "")
     return "\n".join(page) + "\n"
 
 
+def markdown_options(command: click.Command, *, name: str = "smctrace") -> str:
+    """The options as a Markdown table (the README's), from the same definitions."""
+    context = click.Context(command, info_name=name, **command.context_settings)
+    rows = ["| option | meaning |", "|---|---|"]
+    for param in command.get_params(context):
+        if not isinstance(param, click.Option) or param.hidden:
+            continue
+        names = ", ".join(param.opts)
+        if param.secondary_opts:
+            names += " / " + ", ".join(param.secondary_opts)
+        metavar = "" if param.is_flag else param.make_metavar(context)
+        text = " ".join(part for part in (param.help or "", _range(param)) if part)
+        default = param.default
+        if param.show_default and not param.is_flag and isinstance(default, str | int):
+            text += f" Default: {default}."
+        cell = f"{names} {metavar}".strip()
+        rows.append(f"| `{_cell(cell)}` | {_cell(text)} |")
+    return "\n".join(rows) + "\n"
+
+
+def _cell(text: str) -> str:
+    return text.replace("|", "\\|")
+
+
 def main() -> None:
     from smctrace import __version__
     from smctrace.cli import main as command
