@@ -16,9 +16,7 @@ byte decoded before it has been returned, so the caller decodes the valid prefix
 
 from __future__ import annotations
 
-import bz2
 import io
-import lzma
 import re
 import sys
 import zlib
@@ -149,12 +147,27 @@ def _new_zstd_frame() -> _Decoder:
 
 def _decoder_errors() -> tuple[type[Exception], ...]:
     """What the decoders raise on damaged input (bz2 raises OSError)."""
+    import lzma
+
     errors: tuple[type[Exception], ...] = (zlib.error, OSError, EOFError, lzma.LZMAError)
     try:
         import zstandard
     except ImportError:
         return errors
     return (*errors, zstandard.ZstdError)
+
+
+# The bz2 and lzma modules are imported only when such input comes (start-up time).
+def _new_bz2_stream() -> _Decoder:
+    import bz2
+
+    return cast(_Decoder, bz2.BZ2Decompressor())
+
+
+def _new_xz_stream() -> _Decoder:
+    import lzma
+
+    return cast(_Decoder, lzma.LZMADecompressor(format=lzma.FORMAT_XZ))
 
 
 @dataclass(frozen=True, slots=True)
@@ -176,13 +189,9 @@ FORMATS = (
     CompressionFormat("gzip", lambda head: head[:2] == b"\x1f\x8b", _GzipMember),
     # "BZh" and the block size digit
     CompressionFormat(
-        "bzip2", lambda head: head[:3] == b"BZh" and b"1" <= head[3:4] <= b"9", bz2.BZ2Decompressor
+        "bzip2", lambda head: head[:3] == b"BZh" and b"1" <= head[3:4] <= b"9", _new_bz2_stream
     ),
-    CompressionFormat(
-        "xz",
-        lambda head: head[:6] == b"\xfd7zXZ\x00",
-        lambda: lzma.LZMADecompressor(format=lzma.FORMAT_XZ),
-    ),
+    CompressionFormat("xz", lambda head: head[:6] == b"\xfd7zXZ\x00", _new_xz_stream),
     CompressionFormat("zstd", _zstd_magic, _new_zstd_frame),
 )
 

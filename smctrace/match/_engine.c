@@ -294,15 +294,21 @@ struct engine {
 	struct slot released_syn;
 };
 
-static u32 key_hash(const struct match_key *k)
+_Static_assert(sizeof(struct match_key) == 40, "key_hash reads the key as five words");
+
+/* Every TCP frame looks its flow up: five multiply-xor rounds over the key's 64-bit
+ * words (a byte-wise hash cost a sixth of the whole scan). */
+static inline u32 key_hash(const struct match_key *k)
 {
-	const u8 *p = (const u8 *)k;
-	u32 h = 2166136261u;
-	for (size_t i = 0; i < sizeof(*k); i++) {
-		h ^= p[i];
-		h *= 16777619u;
+	u64 w[5];
+	memcpy(w, k, sizeof(w));
+	u64 h = 0x9e3779b97f4a7c15ull;
+	for (int i = 0; i < 5; i++) {
+		h ^= w[i];
+		h *= 0xff51afd7ed558ccdull;
+		h ^= h >> 29;
 	}
-	return h;
+	return (u32)(h ^ (h >> 32));
 }
 
 static int table_init(struct table *t, u32 capacity, enum table_kind kind)
@@ -335,6 +341,8 @@ static void table_free(struct table *t)
 
 static s32 table_find(struct table *t, const struct match_key *k)
 {
+	if (!t->count)
+		return -1;
 	s32 i = t->buckets[key_hash(k) & (t->nbuckets - 1)];
 	while (i >= 0) {
 		if (memcmp(&t->slots[i].key, k, sizeof(*k)) == 0)

@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-import json
 from typing import Any, TextIO
 
 from smctrace.events import (
@@ -75,6 +74,8 @@ class TextOutput(EventSink):
 def _field_lines(msg: Any, reserved: bool) -> str:
     """Every field of the message (the JSON ``fields``), one indented ``name: value`` line
     each; values as in the JSON (escaped: no wire byte reaches the terminal raw)."""
+    import json
+
     from smctrace.schema import message_fields  # only with -v
 
     lines = []
