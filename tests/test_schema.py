@@ -94,6 +94,7 @@ def test_fast_message_lines_equal_the_schema_records(reserved: bool, hex_dump: b
     writer = JsonOutput(out, reserved=reserved, hex_dump=hex_dump)
     for event in sink.messages * 2:  # the second time from the writer's cache
         writer.on_message(event)
+    writer.flush()
     expected = [encode(schema.clc_record(e, reserved=reserved, hex_dump=hex_dump))
                 for e in sink.messages * 2]
     assert out.getvalue().splitlines() == expected

@@ -129,6 +129,7 @@ def trace_files(options: OfflineOptions, sink: CountingSink) -> int:
                         try:
                             for batch in capture.segment_batches(engine):
                                 tracer.feed_segments(batch)
+                                sink.flush()  # a pipe reader sees each read's results
                                 if interruption.requested or tracer.stopped or (
                                         options.duration is not None
                                         and engine.counters()["beyond"]):

@@ -23,6 +23,9 @@ class TextOutput(EventSink):
     def __init__(self, out: TextIO, *, timestamps: bool = True, hex_dump: bool = False,
                  reserved: bool = False, verbose: bool = False) -> None:
         self._out = out
+        # Lines wait here until flush(): one write per batch of segments, not per line.
+        self._pending: list[str] = []
+        self._write = self._pending.append
         self._verbose = verbose
         self._timestamps = timestamps
         self._hex = hex_dump
@@ -32,9 +35,9 @@ class TextOutput(EventSink):
 
     def _line(self, time: float, text: str) -> None:
         if self._timestamps:
-            self._out.write(f"{self._clock(time)} {text}\n")
+            self._write(f"{self._clock(time)} {text}\n")
         else:
-            self._out.write(f"{text}\n")
+            self._write(f"{text}\n")
 
     @staticmethod
     def _direction(conn: ConnectionId, sender: str) -> str:
@@ -51,9 +54,9 @@ class TextOutput(EventSink):
             self._texts[msg.raw] = text
         self._line(event.time, f"{self._direction(event.conn, event.sender)}: {text}")
         if self._verbose:
-            self._out.write(_field_lines(msg, self._reserved))
+            self._write(_field_lines(msg, self._reserved))
         if self._hex:
-            self._out.write(hexdump(event.message.raw) + "\n")
+            self._write(hexdump(event.message.raw) + "\n")
 
     def on_gap(self, event: GapEvent) -> None:
         size = f"{event.missing} bytes" if event.missing else "bytes"
@@ -65,10 +68,13 @@ class TextOutput(EventSink):
                                 f"{describe_outcome(outcome)}")
 
     def flush(self) -> None:
+        if self._pending:
+            self._out.write("".join(self._pending))
+            self._pending.clear()
         self._out.flush()
 
     def finish(self, summary: TraceSummary) -> None:
-        self._out.flush()
+        self.flush()
 
 
 def _field_lines(msg: Any, reserved: bool) -> str:
