@@ -4,14 +4,21 @@
  * smc     = socket(AF_SMC, SOCK_STREAM, SMCPROTO_SMC / SMCPROTO_SMC6)
  * tcp     = socket(AF_INET/AF_INET6, SOCK_STREAM, 0)
  * smcinet = socket(AF_INET/AF_INET6, SOCK_STREAM, IPPROTO_SMC=256) (Linux >= 6.11)
+ * Environment (the pre-handshake fallbacks of net/smc):
+ *   SMCECHO_TFO=connect  client: setsockopt(TCP_FASTOPEN_CONNECT) before connect()
+ *   SMCECHO_TFO=sendto   client: sendto(MSG_FASTOPEN) instead of connect() + write()
+ *   SMCECHO_TFO=listen   server: setsockopt(TCP_FASTOPEN, 5) on the listener
+ *   SMCECHO_CONNS=N      client: N connections at once (N processes), exit 1 if any failed
  */
 #include <arpa/inet.h>
 #include <errno.h>
 #include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #ifndef AF_SMC
@@ -19,6 +26,12 @@
 #endif
 #define SMCPROTO_SMC 0
 #define SMCPROTO_SMC6 1
+#ifndef TCP_FASTOPEN_CONNECT
+#define TCP_FASTOPEN_CONNECT 30
+#endif
+#ifndef MSG_FASTOPEN
+#define MSG_FASTOPEN 0x20000000
+#endif
 #ifndef IPPROTO_SMC
 #define IPPROTO_SMC 256
 #endif
@@ -57,6 +70,39 @@ static socklen_t mkaddr(struct sockaddr_storage *ss, int v6, const char *a, int 
 	}
 }
 
+static int tfo(const char *what)
+{
+	const char *t = getenv("SMCECHO_TFO");
+	return t && !strcmp(t, what);
+}
+
+static int client(int s, struct sockaddr_storage *ss, socklen_t sl, const char *kind, int v6,
+		  const char *msg)
+{
+	char buf[4096];
+	size_t len = strlen(msg), got = 0;
+	int one = 1;
+	if (tfo("connect") && setsockopt(s, IPPROTO_TCP, TCP_FASTOPEN_CONNECT, &one, sizeof(one)) < 0)
+		perror("smcecho: setsockopt(TCP_FASTOPEN_CONNECT)");
+	if (tfo("sendto")) {
+		if (sendto(s, msg, len, MSG_FASTOPEN, (void *)ss, sl) != (ssize_t)len) {
+			perror("smcecho: sendto(MSG_FASTOPEN)");
+			return 1;
+		}
+	} else {
+		if (connect(s, (void *)ss, sl) < 0) { perror("smcecho: connect"); return 1; }
+		if (write(s, msg, len) != (ssize_t)len) { perror("smcecho: write"); return 1; }
+	}
+	while (got < len) {
+		ssize_t r = read(s, buf + got, sizeof(buf) - got);
+		if (r <= 0) { perror("smcecho: read"); return 1; }
+		got += r;
+	}
+	printf("smcecho: client %s v%d got echo: %.*s\n", kind, v6 ? 6 : 4, (int)got, buf);
+	close(s);
+	return 0;
+}
+
 int main(int argc, char **argv)
 {
 	struct sockaddr_storage ss;
@@ -76,8 +122,13 @@ int main(int argc, char **argv)
 	if (!strcmp(argv[1], "server")) {
 		int n = argc > 6 ? atoi(argv[6]) : 1, i;
 		setsockopt(s, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+		if (tfo("listen")) {
+			int qlen = 5;
+			if (setsockopt(s, IPPROTO_TCP, TCP_FASTOPEN, &qlen, sizeof(qlen)) < 0)
+				perror("smcecho: setsockopt(TCP_FASTOPEN)");
+		}
 		if (bind(s, (void *)&ss, sl) < 0) { perror("smcecho: bind"); return 1; }
-		if (listen(s, 16) < 0) { perror("smcecho: listen"); return 1; }
+		if (listen(s, 64) < 0) { perror("smcecho: listen"); return 1; }
 		printf("smcecho: server %s v%d listening on %s port %d\n", argv[2], v6 ? 6 : 4, argv[4], port);
 		fflush(stdout);
 		for (i = 0; i < n; i++) {
@@ -95,16 +146,18 @@ int main(int argc, char **argv)
 		close(s);
 	} else {
 		const char *msg = argc > 6 ? argv[6] : "Hello, world";
-		size_t len = strlen(msg), got = 0;
-		if (connect(s, (void *)&ss, sl) < 0) { perror("smcecho: connect"); return 1; }
-		if (write(s, msg, len) != (ssize_t)len) { perror("smcecho: write"); return 1; }
-		while (got < len) {
-			ssize_t r = read(s, buf + got, sizeof(buf) - got);
-			if (r <= 0) { perror("smcecho: read"); return 1; }
-			got += r;
-		}
-		printf("smcecho: client %s v%d got echo: %.*s\n", argv[2], v6 ? 6 : 4, (int)got, buf);
+		int n = getenv("SMCECHO_CONNS") ? atoi(getenv("SMCECHO_CONNS")) : 1, i, st, bad = 0;
+		if (n <= 1)
+			return client(s, &ss, sl, argv[2], v6, msg);
 		close(s);
+		for (i = 0; i < n; i++)
+			if (fork() == 0)
+				return client(mksock(argv[2], v6), &ss, sl, argv[2], v6, msg);
+		for (i = 0; i < n; i++)
+			if (wait(&st) < 0 || !WIFEXITED(st) || WEXITSTATUS(st))
+				bad++;
+		printf("smcecho: %d of %d clients failed\n", bad, n);
+		return bad ? 1 : 0;
 	}
 	return 0;
 }

@@ -1,4 +1,4 @@
-# smclab: kernel=k61 vms=1 also=k612,k612t
+# smclab: kernel=k61 vms=1 also=* smoke=yes trace=yes
 # A: AF_SMC client -> AF_SMC server over lo (IPv4), no RDMA/ISM device: SMC TCP option, CLC Decline, TCP fallback
 # expect: outcome=fallback path=- version=- messages=decline decline=0x03030000 decline_from=client
 run_single() {

@@ -1,4 +1,4 @@
-# smclab: kernel=k61 vms=1 also=k612,k612t
+# smclab: kernel=k61 vms=1 also=*
 # A6: as A over IPv6 ::1 (SMCPROTO_SMC6)
 # expect: outcome=fallback path=- version=- messages=decline decline=0x03030000 decline_from=client
 run_single() {

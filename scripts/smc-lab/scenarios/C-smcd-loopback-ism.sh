@@ -1,4 +1,4 @@
-# smclab: kernel=k612lo vms=1
+# smclab: kernel=k612lo vms=1 also=* smoke=yes trace=yes
 # C: loopback-ism (CONFIG_SMC_LO) + a UEID: SMC-Dv2 Proposal / Accept / Confirm over lo, data via loopback-ism
 # expect: outcome=smc path=SMC-D version=2 release=1 messages=proposal,accept,confirm
 run_single() {

@@ -1,4 +1,4 @@
-# smclab: kernel=k612lo vms=1
+# smclab: kernel=k612lo vms=1 also=* smoke=yes
 # C2: as C but both sides use socket(AF_INET, SOCK_STREAM, IPPROTO_SMC) (Linux >= 6.11)
 # expect: outcome=smc path=SMC-D version=2 release=1 messages=proposal,accept,confirm
 run_single() {

@@ -1,4 +1,4 @@
-# smclab: kernel=k612lo vms=1
+# smclab: kernel=k612lo vms=1 also=*
 # C3: as C with two sequential connections: the 2nd Accept/Confirm reuse the link group (first-contact flag off)
 # expect: connections=2 outcome=smc path=SMC-D version=2 messages=proposal,accept,confirm
 run_single() {

@@ -1,4 +1,4 @@
-# smclab: kernel=k612lo vms=1
+# smclab: kernel=k612lo vms=1 also=*
 # C6: as C over IPv6 ::1
 # expect: outcome=smc path=SMC-D version=2 release=1 messages=proposal,accept,confirm
 run_single() {

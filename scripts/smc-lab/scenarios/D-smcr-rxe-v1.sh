@@ -1,4 +1,4 @@
-# smclab: kernel=k612 vms=2
+# smclab: kernel=k612 vms=2 also=*
 # D: two guests linked by a virtual wire, soft-RoCE (rdma_rxe) on eth0 of both, no UEID: SMC-R v1 attempt
 # expect: outcome=fallback path=- version=- messages=decline decline=0x03030000 decline_from=client
 run_server() {

@@ -1,4 +1,4 @@
-# smclab: kernel=k612 vms=2 live=yes
+# smclab: kernel=k612 vms=2 live=yes also=* smoke=yes
 # D2: as D plus the same UEID on both guests: SMC-R v2 (RoCEv2 GIDs) CLC handshake + RDMA over UDP 4791 (6.12; on 6.1 the client finds no RDMA device, see D3)
 # expect: outcome=smc path=SMC-R version=2 release=1 messages=proposal,accept,confirm
 run_server() {

@@ -1,4 +1,4 @@
-# smclab: kernel=k61 vms=2 also=k612
+# smclab: kernel=k61 vms=2 also=*
 # D3: as D2 plus a PNET table entry (eth0 + rxe0 port 1 -> PNETID SMCLABNET): needed on 6.1, whose SMC looks up the RoCE device of the TCP interface via ops.get_netdev, which rxe lacks
 # expect: outcome=smc path=SMC-R version=2 release=0 messages=proposal,accept,confirm
 # expect@k612: outcome=smc path=SMC-R version=2 release=1 messages=proposal,accept,confirm

@@ -1,4 +1,4 @@
-# smclab: kernel=k612 vms=2
+# smclab: kernel=k612 vms=2 also=*
 # D5: as D2 with two sequential connections: the 2nd CLC Accept/Confirm reuse the SMC-R link group (no first contact, no LLC confirm link)
 # expect: connections=2 outcome=smc path=SMC-R version=2 messages=proposal,accept,confirm
 run_server() {

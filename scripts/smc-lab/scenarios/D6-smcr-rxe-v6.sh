@@ -1,4 +1,4 @@
-# smclab: kernel=k612 vms=2
+# smclab: kernel=k612 vms=2 also=*
 # D6: SMC-R attempt over IPv6 with rxe + UEID: SMC-Rv2 is IPv4-only and rxe has no RoCE v1 GIDs -> client Decline, fallback
 # expect: outcome=fallback path=- version=- messages=decline decline=0x03030000 decline_from=client
 run_server() {

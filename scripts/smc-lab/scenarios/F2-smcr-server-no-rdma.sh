@@ -1,4 +1,4 @@
-# smclab: kernel=k612 vms=2
+# smclab: kernel=k612 vms=2 also=*
 # F2: client has rxe + UEID, server has SMC but no RDMA device: SMC-Rv2 Proposal -> server Decline, fallback
 # expect: outcome=fallback path=- version=- messages=proposal,decline decline=0x03030002 decline_from=server
 run_server() {

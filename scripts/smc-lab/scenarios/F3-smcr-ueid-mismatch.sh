@@ -1,4 +1,4 @@
-# smclab: kernel=k612 vms=2
+# smclab: kernel=k612 vms=2 also=*
 # F3: rxe on both, different UEIDs: SMC-Rv2 Proposal with client EID -> server Decline (EID mismatch), fallback
 # expect: outcome=fallback path=- version=- messages=proposal,decline decline=0x03030000 decline_from=server
 run_server() {

@@ -1,0 +1,17 @@
+# smclab: kernel=k7 vms=2 also=*
+# M: SMC-R over rxe + UEID from an IPv4-mapped IPv6 client (AF_SMC/SMCPROTO_SMC6 to ::ffff:192.0.2.1, as Java does): from 6.14 the client offers SMC-R v2, before it offered none
+# expect: outcome=smc path=SMC-R version=2 release=1 messages=proposal,accept,confirm
+run_server() {
+	eth_up 192.0.2.1
+	rxe_up
+	run smctool ueid-add SMCLAB-UEID-1
+	run smctool pnet-add SMCLABNET eth0 rxe0 1
+	echo_serve 6 ::
+}
+run_client() {
+	eth_up 192.0.2.2
+	rxe_up
+	run smctool ueid-add SMCLAB-UEID-1
+	run smctool pnet-add SMCLABNET eth0 rxe0 1
+	echo_connect 6 ::ffff:192.0.2.1
+}
