@@ -4,6 +4,8 @@
  * smc     = socket(AF_SMC, SOCK_STREAM, SMCPROTO_SMC / SMCPROTO_SMC6)
  * tcp     = socket(AF_INET/AF_INET6, SOCK_STREAM, 0)
  * smcinet = socket(AF_INET/AF_INET6, SOCK_STREAM, IPPROTO_SMC=256) (Linux >= 6.11)
+ * ulp     = a TCP socket turned into SMC with setsockopt(TCP_ULP, "smc") (5.17 to 6.x; 7.0
+ *           removed the smc ULP: the setsockopt fails and the socket stays TCP)
  * Environment (the pre-handshake fallbacks of net/smc):
  *   SMCECHO_TFO=connect  client: setsockopt(TCP_FASTOPEN_CONNECT) before connect()
  *   SMCECHO_TFO=sendto   client: sendto(MSG_FASTOPEN) instead of connect() + write()
@@ -29,6 +31,9 @@
 #ifndef TCP_FASTOPEN_CONNECT
 #define TCP_FASTOPEN_CONNECT 30
 #endif
+#ifndef TCP_ULP
+#define TCP_ULP 31
+#endif
 #ifndef MSG_FASTOPEN
 #define MSG_FASTOPEN 0x20000000
 #endif
@@ -45,6 +50,8 @@ static int mksock(const char *kind, int v6)
 		s = socket(fam, SOCK_STREAM, IPPROTO_SMC);
 	else
 		s = socket(fam, SOCK_STREAM, 0);
+	if (s >= 0 && !strcmp(kind, "ulp") && setsockopt(s, IPPROTO_TCP, TCP_ULP, "smc", 3) < 0)
+		fprintf(stderr, "smcecho: setsockopt(TCP_ULP, smc): %s (staying TCP)\n", strerror(errno));
 	if (s < 0) {
 		fprintf(stderr, "smcecho: socket(%s,v%d): %s\n", kind, v6 ? 6 : 4, strerror(errno));
 		exit(2);
@@ -111,8 +118,9 @@ int main(int argc, char **argv)
 	socklen_t sl;
 
 	if (argc < 6 || (strcmp(argv[1], "server") && strcmp(argv[1], "client")) ||
-	    (strcmp(argv[2], "smc") && strcmp(argv[2], "tcp") && strcmp(argv[2], "smcinet"))) {
-		fprintf(stderr, "usage: %s server|client smc|tcp|smcinet 4|6 addr port [nconn|msg]\n", argv[0]);
+	    (strcmp(argv[2], "smc") && strcmp(argv[2], "tcp") && strcmp(argv[2], "smcinet") &&
+	     strcmp(argv[2], "ulp"))) {
+		fprintf(stderr, "usage: %s server|client smc|tcp|smcinet|ulp 4|6 addr port [nconn|msg]\n", argv[0]);
 		return 2;
 	}
 	v6 = atoi(argv[3]) == 6;

@@ -13,6 +13,7 @@ Subcommands:
   check PCAP       check `smctrace -f PCAP --json` against a scenario's expectations
   live [SCENARIO]  two-guest SMC-R on a bridge in a network namespace, traced with `smctrace -i`
   test             build if needed, run the scenario matrix, check each capture, then `live`
+  results          the last test's outcomes as a table: scenario x kernel
   clean            remove run outputs (--all: also the cache of downloads and kernels)
 
 Run outputs go to $SMCLAB_DIR (default: <repo>/lab, git-ignored); downloads and built
@@ -38,7 +39,7 @@ from .check import check_pcap
 from .common import LabError, cache_dir, lab_dir, log, sh
 from .kernels import NAMES, built_flavors, cmd_build, cmd_kernels
 from .live import DEFAULT_LIVE, cmd_live
-from .matrix import cmd_test
+from .matrix import cmd_results, cmd_test
 from .qemu import print_run, run_guests
 from .scenario import all_scenarios, load_scenario
 
@@ -180,6 +181,9 @@ def parser() -> argparse.ArgumentParser:
                    help="QEMU guests at once (default: number of CPUs)")
     p.add_argument("--backend", choices=BACKENDS, default="auto")
     p.set_defaults(func=cmd_test)
+
+    p = sub.add_parser("results", help="the last `test` run's outcomes: scenario x kernel")
+    p.set_defaults(func=cmd_results)
 
     p = sub.add_parser("clean", help="remove runs/ pcaps/ live/ and stale live netns "
                        "(--all: the whole lab directory and the cache)")

@@ -15,7 +15,7 @@ from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 
 from .check import check_guest_trace, check_pcap, describe, smctrace_works, trace_file_smctrace
-from .common import lab_dir
+from .common import LabError, lab_dir
 from .kernels import DEFAULT_KERNELS, NEWEST, OLDEST, built_flavors, parse_kernel_list, run_build
 from .live import DEFAULT_LIVE, run_live
 from .qemu import kernels_for, run_guests
@@ -152,4 +152,56 @@ def cmd_test(args: argparse.Namespace) -> int:
         print(f"== {len(failures)} FAILED: " + ", ".join(failures))
         return 1
     print(f"== all {len(matrix)} runs{' + live' if not args.no_live else ''} passed ({backend})")
+    return 0
+
+
+_LETTER = {"proposal": "P", "accept": "A", "confirm": "C", "decline": "D"}
+
+
+def brief(described: str) -> str:
+    """check.describe()'s text of a run's connections, shortened for a table cell:
+    'smc SMC-D v2.1', 'fallback P,D 0x03030008 (server)', 'fallback, no CLC', 'plain TCP'."""
+    if described in ("no SMC connection", ""):
+        return "plain TCP"
+    out = []
+    for one in described.split("; "):
+        m = re.match(r"(\w+) (\S+) (v\S+) \[([\w,]*)\](?: decline=(\S+) from (\w+))?$", one)
+        if not m:
+            out.append(one)
+            continue
+        outcome, path, ver, msgs, code, frm = m.groups()
+        letters = ",".join(_LETTER.get(x, x) for x in msgs.split(",") if x)
+        if outcome == "smc":
+            out.append(f"smc {path} {ver}")
+        elif not letters:
+            out.append(f"{outcome}, no CLC")
+        else:
+            out.append(f"{outcome} {letters}" + (f" {code} ({frm})" if code else ""))
+    if len(set(out)) == 1 and len(out) > 1:
+        return f"{len(out)}x {out[0]}"
+    return "; ".join(f"{n}x {c}" for c, n in sorted(
+        {c: out.count(c) for c in out}.items())) if len(out) > 2 else " / ".join(out)
+
+
+def cmd_results(args: argparse.Namespace) -> int:
+    """<lab>/results.tsv (written by `test`) as a Markdown table: scenario x kernel."""
+    tsv = lab_dir() / "results.tsv"
+    if not tsv.is_file():
+        raise LabError(f"{tsv} missing: run `smc-lab test` first")
+    cells: dict[tuple[str, str], str] = {}
+    for line in tsv.read_text().splitlines():
+        name, label, ok, got = line.split("\t")
+        cells[(name, label)] = brief(got) + ("" if ok == "ok" else " **(FAIL)**")
+    labels = [k for k in DEFAULT_KERNELS if any(lb == k for _, lb in cells)]
+    print("| scenario | " + " | ".join(labels) + " |")
+    print("|---" * (len(labels) + 1) + "|")
+    for name in sorted({n for n, _ in cells}):
+        mixed = [(lb, v) for (n, lb), v in cells.items() if n == name and lb not in labels]
+        if mixed:  # srv_K1-cli_K2: the cell goes under both kernels
+            for lb, v in mixed:
+                pair = set(re.findall(r"(?:srv|cli)_([a-z0-9]+)", lb))
+                print(f"| {name} ({lb}) | " + " | ".join(
+                    v if k in pair else "" for k in labels) + " |")
+            continue
+        print(f"| {name} | " + " | ".join(cells.get((name, k), "-") for k in labels) + " |")
     return 0
