@@ -1,4 +1,4 @@
-# smclab: kernel=k612lo vms=1 also=* smoke=yes trace=yes
+# smclab: kernel=k612lo vms=1 also=* trace=yes
 # F: loopback-ism but no UEID configured: SMC-Dv2 Proposal (EID count 0, SEID off) -> SMCv2 Decline 0x03030008 (NOUEID), TCP fallback
 # expect: outcome=fallback path=- version=- messages=proposal,decline decline=0x03030008 decline_from=server
 # expect@k510: outcome=fallback path=- version=- messages=decline decline=0x03030000 decline_from=client

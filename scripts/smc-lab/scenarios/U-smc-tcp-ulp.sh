@@ -1,6 +1,10 @@
 # smclab: kernel=k612 vms=1 also=*
 # U: the client is a TCP socket turned into SMC with setsockopt(TCP_ULP, "smc") (Linux 5.17 to 6.x; 7.0 removed the ULP), the server AF_SMC: where the ULP exists the SYN has the SMC option
 # expect: outcome=fallback path=- version=- messages=decline decline=0x03030000 decline_from=client
+# expect@k510: connections=0
+# expect@k61: connections=0
+# expect@k612lo: outcome=fallback path=- version=- messages=proposal,decline decline=0x03030008 decline_from=server
+# expect@k7: connections=0
 run_single() {
 	echo_local lo smc ulp 4 127.0.0.1
 }

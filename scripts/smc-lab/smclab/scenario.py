@@ -5,7 +5,7 @@ Header lines (comments at the top of the file):
   #         [guest=OTHER] [python=yes] [live=yes] [trace=yes] [smoke=yes]
   # <one line of description>
   # expect: key=value ...          (compared with smctrace's connection events)
-  # expect@K: key=value ...        (overrides for kernel (or pairing label) K)
+  # expect@K: key=value ...        (replaces it for kernel (or pairing label) K)
 `also=*` means every default lab kernel; `trace=yes` runs smctrace -i inside the guest as
 well; `smoke=yes` puts the scenario into the smoke subset `test` runs on middle kernels.
 """
@@ -47,12 +47,12 @@ class Scenario:
         return bool(self.server_kernel or self.client_kernel)
 
     def expectation(self, label: str) -> dict[str, str]:
-        exp = dict(self.expect.get("", {}))
+        """What smctrace must report for a run on kernel (or pairing) ``label``: its
+        expect@ line if there is one (it replaces the default whole), else the default."""
         for key in (label, label.split("-")[0]):
             if key in self.expect and key != "":
-                exp.update(self.expect[key])
-                break
-        return exp
+                return dict(self.expect[key])
+        return dict(self.expect.get("", {}))
 
 
 def parse_kv(text: str) -> dict[str, str]:
