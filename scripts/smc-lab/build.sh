@@ -143,11 +143,15 @@ newest_ver() { # pkg -> newest version in the private lists
 # version patterns, not file names: the newest match wins (override with SMCLAB_<K>_PKG)
 : > "$B/kernels.tsv.new"
 kline() { printf '%s\t%s\t%s\t%s\n' "$@" >> "$B/kernels.tsv.new"; } # name version source package
+stock_image() { # NAME ERE WHAT [PIN]: the newest linux-image-* matching ERE (private lists)
+	local pkg=${4:-$(newest_pkg "$2")}
+	[ -n "$pkg" ] || die "cannot resolve $3"
+	dl --private "$pkg"
+	kline "$1" "$(pkgver --private "$pkg")" stock "$pkg"
+	echo "$pkg"
+}
 if want k510; then
-	K510_PKG=${SMCLAB_K510_PKG:-$(newest_pkg 'linux-image-5\.10\.0-[0-9]+-amd64')}
-	[ -n "$K510_PKG" ] || die "cannot resolve linux-image-5.10.0-*-amd64 in bullseye"
-	dl --private "$K510_PKG"
-	kline k510 "$(pkgver --private "$K510_PKG")" stock "$K510_PKG"
+	K510_PKG=$(stock_image k510 'linux-image-5\.10\.0-[0-9]+-amd64' "linux-image-5.10.0-*-amd64 in bullseye" "${SMCLAB_K510_PKG:-}") || exit 1
 fi
 if want k61; then
 	K61_PKG=${SMCLAB_K61_PKG:-$(apt-cache depends linux-image-amd64 | awk '/Depends: linux-image-/{print $2; exit}')}
@@ -169,10 +173,7 @@ if want k612 || want k612lo; then
 	fi
 fi
 if want k617; then
-	K617_PKG=${SMCLAB_K617_PKG:-$(newest_pkg 'linux-image-6\.17\.[0-9]+\+deb13-amd64')}
-	[ -n "$K617_PKG" ] || die "cannot resolve linux-image-6.17.*+deb13-amd64 in trixie-backports"
-	dl --private "$K617_PKG"
-	kline k617 "$(pkgver --private "$K617_PKG")" stock "$K617_PKG"
+	K617_PKG=$(stock_image k617 'linux-image-6\.17\.[0-9]+\+deb13-amd64' "linux-image-6.17.*+deb13-amd64 in trixie-backports" "${SMCLAB_K617_PKG:-}") || exit 1
 fi
 if want k7; then
 	K7_SRC=${SMCLAB_K7_PKG:-$(newest_pkg 'linux-source-7\.[0-9]+')}

@@ -8,17 +8,5 @@
 # expect@k7: outcome=smc path=SMC-R version=2 release=1 messages=proposal,accept,confirm decline=-
 SCN_TIMEOUT=250 # the 6.1 side hangs after Confirm (the Decline, if any, comes ~5 s later): give up after 25 s
 SRVWAIT=220
-run_server() {
-	eth_up 192.0.2.1
-	rxe_up
-	run smctool ueid-add SMCLAB-UEID-1
-	run smctool pnet-add SMCLABNET eth0 rxe0 1
-	echo_serve 4 192.0.2.1
-}
-run_client() {
-	eth_up 192.0.2.2
-	rxe_up
-	run smctool ueid-add SMCLAB-UEID-1
-	run smctool pnet-add SMCLABNET eth0 rxe0 1
-	echo_connect 4 192.0.2.1
-}
+run_server() { smcr_serve 4 192.0.2.1; }
+run_client() { smcr_connect 4 192.0.2.1; }

@@ -5,17 +5,5 @@
 # expect@k61: outcome=fallback path=- version=- messages=decline decline=0x03030000 decline_from=client
 # expect@k612: outcome=fallback path=- version=- messages=decline decline=0x03030000 decline_from=client
 # expect@k612lo: outcome=fallback path=- version=- messages=proposal,decline decline=0x03030007 decline_from=server
-run_server() {
-	eth_up 192.0.2.1
-	rxe_up
-	run smctool ueid-add SMCLAB-UEID-1
-	run smctool pnet-add SMCLABNET eth0 rxe0 1
-	echo_serve 6 ::
-}
-run_client() {
-	eth_up 192.0.2.2
-	rxe_up
-	run smctool ueid-add SMCLAB-UEID-1
-	run smctool pnet-add SMCLABNET eth0 rxe0 1
-	echo_connect 6 ::ffff:192.0.2.1
-}
+run_server() { smcr_serve 6 ::; }
+run_client() { smcr_connect 6 ::ffff:192.0.2.1; }

@@ -1,5 +1,5 @@
 # smclab: kernel=k612 vms=1 also=*
-# U: the client is a TCP socket turned into SMC with setsockopt(TCP_ULP, "smc") (Linux 5.17 to 6.x; 7.0 removed the ULP), the server AF_SMC: where the ULP exists the SYN has the SMC option
+# U: the client is a TCP socket turned into SMC with setsockopt(TCP_ULP, "smc"), the server AF_SMC: the ULP is there on 6.12 and 6.17 (SYN with the SMC option), not on 5.10 and 6.1.192 (ENOENT, plain TCP), and 7.0 removed it
 # expect: outcome=fallback path=- version=- messages=decline decline=0x03030000 decline_from=client
 # expect@k510: connections=0
 # expect@k61: connections=0
