@@ -35,7 +35,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from .check import check_pcap
+from .check import check_guest_trace, check_pcap
 from .common import LabError, cache_dir, lab_dir, log, sh
 from .kernels import NAMES, built_flavors, cmd_build, cmd_kernels
 from .live import DEFAULT_LIVE, cmd_live
@@ -54,6 +54,9 @@ def cmd_run(args: argparse.Namespace) -> int:
     print_run(res)
     if args.check and res.pcap:
         ok, lines = check_pcap(res.pcap, scn.expectation(res.label), backend=args.backend)
+        if res.trace is not None:  # trace=yes: smctrace -i inside the guest, too
+            t_ok, t_lines = check_guest_trace(res.trace, res.pcap)
+            ok, lines = ok and t_ok, lines + t_lines
         print("\n".join(lines))
         return 0 if ok and res.ok else 1
     return 0 if res.ok else 1
