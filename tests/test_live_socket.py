@@ -20,6 +20,7 @@ import subprocess
 import time
 import uuid
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -525,3 +526,17 @@ def test_several_interfaces(lab: Lab, backend: str) -> None:
     assert by_interface[1].data == by_interface[0].data  # left A
     assert by_interface[2].linktype == LINKTYPE_LINUX_SLL2
     assert by_interface[2].data[20:] == syn_raw
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_too_little_socket_option_memory_is_raised_once(lab: Lab, backend: str) -> None:
+    """Linux before 6.9 allows 20480 bytes of socket option memory by default, less than
+    a filter is charged: smctrace raises the limit of its network namespace and says so."""
+    optmem = "/proc/sys/net/core/optmem_max"
+    subprocess.run(["ip", "netns", "exec", lab.netns, "sh", "-c", f"echo 20480 > {optmem}"],
+                   check=True, timeout=10)
+    with lab.capture([lab.receiver], backend) as capture:
+        assert capture.notice is not None
+        assert "raised net.core.optmem_max from 20480 to 131072" in capture.notice
+    with inside(lab.netns):
+        assert Path(optmem).read_text().strip() == "131072"

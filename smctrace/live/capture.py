@@ -23,6 +23,7 @@ import struct
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from pathlib import Path
 from types import TracebackType
 
 from smctrace.capabilities import missing_for_capture
@@ -169,17 +170,34 @@ class LiveCapture:
         self.backend_used = "cbpf"
         self.notice = f"using the classic-BPF filter ({cbpf.LIMITS}): {problem}"
 
+    def _attach_filter(self, sock: socket.socket, device: Device) -> None:
+        if self.backend_used == "bcc":
+            prog_fd = self._bcc_filters[device.link_layer].fd
+            sock.setsockopt(socket.SOL_SOCKET, SO_ATTACH_BPF, prog_fd)
+        else:
+            program = cbpf.cbpf_program(device.link_layer, self.filter_params.snap_payload)
+            cbpf.attach_filter(sock, program)
+
     def _open_channel(self, index: int, device: Device) -> _Channel:
         kind = socket.SOCK_RAW if device.link_layer == LinkLayer.ETHERNET else socket.SOCK_DGRAM
         # Protocol 0: the socket receives nothing until bind() names ETH_P_ALL below.
         sock = socket.socket(socket.AF_PACKET, kind, 0)
         try:
-            if self.backend_used == "bcc":
-                prog_fd = self._bcc_filters[device.link_layer].fd
-                sock.setsockopt(socket.SOL_SOCKET, SO_ATTACH_BPF, prog_fd)
-            else:
-                program = cbpf.cbpf_program(device.link_layer, self.filter_params.snap_payload)
-                cbpf.attach_filter(sock, program)
+            try:
+                self._attach_filter(sock, device)
+            except OSError as exc:
+                if exc.errno != errno.ENOMEM:
+                    raise
+                # Linux before 6.9 allows 20480 bytes of socket option memory, which the
+                # filter is charged to, by default: raise it to 6.9's default, once.
+                raised = _raise_optmem()
+                if raised is None:
+                    raise LiveError(_optmem_problem(self.backend_used)) from exc
+                self._attach_filter(sock, device)
+                raised_notice = (f"raised net.core.optmem_max from {raised} to "
+                                 f"{OPTMEM_ENOUGH} bytes (Linux 6.9's default) to attach the "
+                                 "filter")
+                self.notice = f"{self.notice}; {raised_notice}" if self.notice else raised_notice
             sock.setsockopt(SOL_PACKET, PACKET_AUXDATA, 1)
             sock.setsockopt(socket.SOL_SOCKET, SO_TIMESTAMPNS, 1)
             try:
@@ -404,6 +422,37 @@ class LiveCapture:
             bcc_filter.close()
         self._bcc_filters.clear()
         self._closed = True
+
+
+OPTMEM_MAX = "/proc/sys/net/core/optmem_max"
+OPTMEM_ENOUGH = 131072  # bytes: room for either filter with a margin
+
+
+def _raise_optmem() -> int | None:
+    """Raise net.core.optmem_max (of this network namespace) to OPTMEM_ENOUGH; the old
+    value, or None if it was already that large or cannot be written."""
+    try:
+        current = int(Path(OPTMEM_MAX).read_text())
+        if current >= OPTMEM_ENOUGH:
+            return None
+        Path(OPTMEM_MAX).write_text(f"{OPTMEM_ENOUGH}\n")
+    except (OSError, ValueError):
+        return None
+    return current
+
+
+def _optmem_problem(backend: str) -> str:
+    """Why attaching the filter ran out of memory: the kernel charges a socket filter
+    to the socket's option memory, net.core.optmem_max, 20480 bytes by default before
+    Linux 6.9, less than the classic-BPF program (about 1,500 instructions) needs."""
+    try:
+        limit = f"{int(Path(OPTMEM_MAX).read_text())} bytes"
+    except (OSError, ValueError):
+        limit = "unknown"
+    return (f"attaching the {'eBPF' if backend == 'bcc' else 'classic-BPF'} filter failed: "
+            f"not enough socket option memory (net.core.optmem_max is {limit}; Linux before "
+            f"6.9 defaults to 20480): raise it with sysctl -w net.core.optmem_max="
+            f"{OPTMEM_ENOUGH}")
 
 
 def _auto_backend() -> str:
