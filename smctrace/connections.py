@@ -99,6 +99,11 @@ class ConnectionTracker:
         self.gaps = 0
         self.now = 0.0
 
+    @property
+    def followed(self) -> int:
+        """Connections followed right now (no outcome reported yet)."""
+        return len(self._conns)
+
     # -- segments ---------------------------------------------------------------------
 
     def on_segment(self, seg: Segment) -> None:
