@@ -9,7 +9,7 @@ import sys
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import TextIO
+from typing import TYPE_CHECKING, TextIO
 
 import click
 
@@ -21,6 +21,9 @@ from smctrace.output.jsonl import JsonOutput
 from smctrace.output.table import TableOutput
 from smctrace.output.text import TextOutput
 from smctrace.pipeline import Tracer
+
+if TYPE_CHECKING:
+    from smctrace.service import Service
 
 IDLE_TICK = 1.0  # seconds between idle wake-ups of the live tracer
 
@@ -96,7 +99,8 @@ def trace_file(path: str, sink: CountingSink) -> None:
 
 def trace_live(interfaces: list[str], sink: CountingSink, *, backend: str, snaplen: int,
                promisc: bool, count: int | None, duration: float | None,
-               write: str | None, user: str, buffer_kib: int | None) -> None:
+               write: str | None, user: str, buffer_kib: int | None,
+               service: Service | None = None) -> None:
     from smctrace.live import LiveCapture, LiveError
     from smctrace.live.capture import RECEIVE_BUFFER_BYTES
     from smctrace.privileges import CAP_BPF, PrivilegeError, drop_privileges
@@ -126,6 +130,8 @@ def trace_live(interfaces: list[str], sink: CountingSink, *, backend: str, snapl
         drop_privileges(user, keep=(CAP_BPF,) if capture.backend_used == "bcc" else ())
         click.echo(f"tracing on {', '.join(interfaces)} (backend {capture.backend_used}), "
                    f"snapshot length {snaplen} bytes", err=True)
+        if service is not None:  # bound as root above; served only now, without root
+            start_service(service)
         signal.signal(signal.SIGINT, request_stop)
         signal.signal(signal.SIGTERM, request_stop)
         # A signal writes to this pipe and so wakes the capture's poll() at once; the idle
@@ -148,6 +154,8 @@ def trace_live(interfaces: list[str], sink: CountingSink, *, backend: str, snapl
         for frame in capture.frames(should_stop, poll_interval=tick, wake_fd=wake_read):
             if frame is None:
                 tracer.advance(time.time())  # idle: let late-Decline timers expire
+                if service is not None:
+                    service.tick(tracer.summary(frames), tracer.tracker.followed, capture)
                 continue
             frames += 1
             sink.frame_messages.clear()
@@ -169,6 +177,44 @@ def trace_live(interfaces: list[str], sink: CountingSink, *, backend: str, snapl
     summary = tracer.summary(frames)
     summary.capture = {key: (None if value < 0 else value) for key, value in stats.items()}
     finish_output(sink.inner, summary)
+
+
+def open_service(listen: str, recent: int, source: str) -> Service:
+    """--http: listen now (still as root, so ports below 1024 work); serve later."""
+    from smctrace.service import Service, ServiceError
+
+    try:
+        service = Service(listen, recent=recent, source=source)
+        service.bind()
+    except ServiceError as exc:
+        raise UserError(str(exc)) from None
+    if not service.address.loopback:
+        click.echo(f"smctrace: --http on {service.address.host} can be reached from other "
+                   "hosts: it shows peers' addresses and hostnames", err=True)
+    return service
+
+
+def start_service(service: Service) -> None:
+    service.start()
+    click.echo(f"smctrace: serving {service.url} (page, /metrics, /api/summary, "
+               "/api/connections)", err=True)
+
+
+def serve_until_interrupted(service: Service) -> None:
+    """-f --http: the trace is over; keep serving it until SIGINT or SIGTERM."""
+    import threading
+
+    stop = threading.Event()
+
+    def request_stop(signum: int, _frame: object) -> None:
+        stop.set()
+
+    signal.signal(signal.SIGINT, request_stop)
+    signal.signal(signal.SIGTERM, request_stop)
+    click.echo(f"smctrace: the trace is finished; serving it on {service.url} until "
+               "interrupted", err=True)
+    while not stop.wait(1.0):
+        pass
 
 
 @contextmanager
@@ -221,11 +267,19 @@ def user_errors() -> Iterator[None]:
               help="Print the BPF program for the chosen backend and exit.")
 @click.option("-Z", "--relinquish-privileges", "user", metavar="USER", default="nobody",
               show_default=True, help="Live: drop root to USER once attached ('root' keeps it).")
+@click.option("--http", "http_listen", metavar="[ADDR:]PORT",
+              help="Also serve a live page, Prometheus /metrics and a JSON API on ADDR:PORT "
+                   "(default address 127.0.0.1; IPv6 as [ADDR]:PORT). With -f, the finished "
+                   "trace is served until interrupted.")
+@click.option("--http-recent", type=click.IntRange(min=1, max=100_000), metavar="N",
+              help="--http: connections kept for the page and /api/connections "
+                   "(default 1000).")
 @click.version_option(__version__, "--version")
 def main(path: str | None, interfaces: tuple[str, ...], as_json: bool, as_table: bool,
          hex_dump: bool, reserved: bool, no_timestamps: bool, count: int | None,
          duration: float | None, snaplen: int, buffer_kib: int | None, promisc: bool,
-         write: str | None, backend: str, print_program: bool, user: str) -> None:
+         write: str | None, backend: str, print_program: bool, user: str,
+         http_listen: str | None, http_recent: int | None) -> None:
     """Show, for every TCP connection, whether SMC was negotiated, over which path, and
     if not, exactly why.
 
@@ -245,15 +299,34 @@ def main(path: str | None, interfaces: tuple[str, ...], as_json: bool, as_table:
             return
         if (path is None) == (not interfaces):
             raise UserError("give either -f FILE or -i IFACE (see smctrace --help)")
-        sink = CountingSink(make_output(sys.stdout, as_json=as_json, as_table=as_table,
-                                        hex_dump=hex_dump, reserved=reserved,
-                                        timestamps=not no_timestamps))
-        if path is not None:
-            trace_file(path, sink)
-        else:
-            trace_live(list(interfaces), sink, backend=backend, snaplen=snaplen,
-                       promisc=promisc, count=count, duration=duration, write=write,
-                       user=user, buffer_kib=buffer_kib)
+        if http_recent is not None and http_listen is None:
+            raise UserError("--http-recent needs --http")
+        output = make_output(sys.stdout, as_json=as_json, as_table=as_table,
+                             hex_dump=hex_dump, reserved=reserved,
+                             timestamps=not no_timestamps)
+        service = None
+        if http_listen is not None:
+            from smctrace.service import FanOut
+
+            source = f"-f {path}" if path is not None else " ".join(
+                f"-i {name}" for name in interfaces)
+            service = open_service(http_listen, http_recent or 1000, source)
+            output = FanOut(output, service.sink)
+        sink = CountingSink(output)
+        try:
+            if path is not None:
+                if service is not None:
+                    start_service(service)
+                trace_file(path, sink)
+                if service is not None:
+                    serve_until_interrupted(service)
+            else:
+                trace_live(list(interfaces), sink, backend=backend, snaplen=snaplen,
+                           promisc=promisc, count=count, duration=duration, write=write,
+                           user=user, buffer_kib=buffer_kib, service=service)
+        finally:
+            if service is not None:
+                service.stop()
 
 
 if __name__ == "__main__":
