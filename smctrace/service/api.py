@@ -93,15 +93,15 @@ def connections(sink: ServiceSink, query: str) -> tuple[bytes, int]:
     after = _count(params.get("after"), "after") or 0
     limit = _count(params.get("limit"), "limit")
     rows = sink.recent.select(after=after, since=since, limit=limit)
-    return encode([connection_record(row.outcome) for row in rows]), sink.recent.last_seq
+    return encode([connection_record(outcome) for _, outcome, _ in rows]), sink.recent.last_seq
 
 
 def _page_row(row: RecentConnection) -> dict[str, Any]:
-    peers = row.peers
-    return {"seq": row.seq, "connection": connection_record(row.outcome),
-            "client_hostname": None if peers is None else peers.client_hostname,
-            "server_hostname": None if peers is None else peers.server_hostname,
-            "eid": None if peers is None else peers.eid}
+    seq, outcome, peers = row
+    client_hostname, server_hostname, eid = peers or (None, None, None)
+    return {"seq": seq, "connection": connection_record(outcome),
+            "client_hostname": client_hostname, "server_hostname": server_hostname,
+            "eid": eid}
 
 
 def page(sink: ServiceSink, info: TraceInfo, query: str) -> bytes:
@@ -121,7 +121,7 @@ def page(sink: ServiceSink, info: TraceInfo, query: str) -> bytes:
         "state": "finished" if sink.final is not None else "tracing",
         "recent_size": sink.recent.size, "cursor": last_seq,
         "summary": summary_record(sink.summary()),
-        "followed": sink.followed,
+        "followed": sink.counts.followed,
         "interfaces": sink.snapshot.interfaces, "capture_updated": sink.snapshot.published,
         "declines": declines, "rows": [_page_row(row) for row in rows],
     })

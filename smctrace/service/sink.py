@@ -8,41 +8,51 @@ ring (copied in C) and snapshots that are replaced whole, never changed in place
 from __future__ import annotations
 
 import time
+from bisect import bisect_left
 from dataclasses import dataclass, field
 from typing import Protocol
 
 from smctrace.clc import describe_decline
 from smctrace.clc.codes import DeclineDescription
 from smctrace.events import (
-    OUTCOMES,
     ConnectionOutcome,
     EventSink,
     GapEvent,
     MessageEvent,
-    Outcome,
     TraceSummary,
 )
-from smctrace.service.metrics import TraceMetrics, decline_label
+from smctrace.service.metrics import (
+    HANDSHAKE_BUCKETS,
+    TraceCounters,
+    TraceMetrics,
+    decline_label,
+)
 from smctrace.service.recent import PeerNameCollector, RecentConnections
 
 
 class FanOut(EventSink):
-    """Hands every event to each of several sinks, in order."""
+    """Hands every event to each of several sinks, in order.
+
+    The sinks' bound methods are looked up once: this sits on the tracer's hot path, where
+    a loop with attribute look-ups per event cost 0.6 us (measured, 2 sinks)."""
 
     def __init__(self, *sinks: EventSink) -> None:
         self.sinks = sinks
+        self._messages = tuple(sink.on_message for sink in sinks)
+        self._gaps = tuple(sink.on_gap for sink in sinks)
+        self._connections = tuple(sink.on_connection for sink in sinks)
 
     def on_message(self, event: MessageEvent) -> None:
-        for sink in self.sinks:
-            sink.on_message(event)
+        for on_message in self._messages:
+            on_message(event)
 
     def on_gap(self, event: GapEvent) -> None:
-        for sink in self.sinks:
-            sink.on_gap(event)
+        for on_gap in self._gaps:
+            on_gap(event)
 
     def on_connection(self, outcome: ConnectionOutcome) -> None:
-        for sink in self.sinks:
-            sink.on_connection(outcome)
+        for on_connection in self._connections:
+            on_connection(outcome)
 
     def finish(self, summary: TraceSummary) -> None:
         for sink in self.sinks:
@@ -88,36 +98,40 @@ class ServiceSink(EventSink):
     """Feeds the metrics, the ring of recent connections and the live summary."""
 
     def __init__(self, recent: int) -> None:
-        self.metrics = TraceMetrics()
+        self.counts = TraceCounters()
+        self.metrics = TraceMetrics(self.counts)
         self.recent = RecentConnections(recent)
         self._peers = PeerNameCollector()
-        self.outcomes: dict[Outcome, int] = dict.fromkeys(OUTCOMES, 0)
-        self.messages = 0
-        self.malformed = 0
-        self.gaps = 0
         # (code, or the label of an unknown code; sender) -> connections: bounded, since
         # unknown codes are counted by their class
         self._declines: dict[tuple[int | str, str | None], int] = {}
         self._decline_examples: dict[int | str, tuple[str, DeclineDescription]] = {}
         self.snapshot = CaptureSnapshot()
-        self.followed = 0  # connections followed at the last tick
         self.final: TraceSummary | None = None  # set by finish(): the trace is over
 
     # -- events (tracer thread) ---------------------------------------------------------
 
+    # The counting is written out here rather than in TraceCounters methods: a Python
+    # call costs about 0.1 us, a sizeable part of this sink's few microseconds.
+
     def on_message(self, event: MessageEvent) -> None:
-        self.messages += 1
-        if event.message.malformed:
-            self.malformed += 1
-        self.metrics.on_message(event)
-        self._peers.on_message(event)
+        message = event.message
+        kind = message.kind
+        counts = self.counts
+        messages = counts.messages
+        if kind in messages:
+            messages[kind] += 1
+        else:
+            messages["unknown"] += 1
+        if message.malformed:
+            counts.malformed += 1
+        if kind == "accept" or kind == "confirm":
+            self._peers.on_message(event)
 
     def on_gap(self, event: GapEvent) -> None:
-        self.gaps += 1
-        self.metrics.on_gap()
+        self.counts.gaps += 1
 
     def on_connection(self, outcome: ConnectionOutcome) -> None:
-        self.outcomes[outcome.outcome] += 1
         decline = ""
         if outcome.decline is not None:
             code = outcome.decline.diagnosis
@@ -125,22 +139,34 @@ class ServiceSink(EventSink):
             row: int | str = decline if decline.startswith("UNKNOWN") else code
             if row not in self._decline_examples:  # before the count: readers need both
                 self._decline_examples[row] = (decline, describe_decline(code))
-            key = (row, outcome.decline_from)
-            self._declines[key] = self._declines.get(key, 0) + 1
-        self.metrics.on_connection(outcome, decline)
+            decline_key = (row, outcome.decline_from)
+            self._declines[decline_key] = self._declines.get(decline_key, 0) + 1
+        counts = self.counts
+        result = outcome.outcome
+        counts.outcomes[result] += 1
+        key = (result, outcome.path, outcome.version, outcome.release, decline,
+               outcome.decline_from)
+        connections = counts.connections
+        connections[key] = connections.get(key, 0) + 1
+        if outcome.handshake_ms is not None:
+            seconds = outcome.handshake_ms / 1000.0
+            hkey = (result, outcome.path)
+            buckets = counts.handshakes.get(hkey)
+            if buckets is None:
+                buckets = counts.handshakes[hkey] = [0.0] * (len(HANDSHAKE_BUCKETS) + 2)
+            buckets[bisect_left(HANDSHAKE_BUCKETS, seconds)] += 1
+            buckets[-1] += seconds
         self.recent.add(outcome, self._peers.take(outcome.conn))
 
     def finish(self, summary: TraceSummary) -> None:
-        self.followed = 0
-        self.metrics.followed.set(0)
+        self.counts.followed = 0
         self.final = summary
 
     def tick(self, summary: TraceSummary, followed: int,
              capture: CaptureCounters | None = None) -> None:
         """Publish the tracer's own counts (frames, segments) and, live, the kernel's
         counters; called by the tracer thread when it is idle, about once a second."""
-        self.followed = followed
-        self.metrics.followed.set(followed)
+        self.counts.followed = followed
         counters: dict[str, int | None] = {}
         interfaces: list[dict[str, int | str | None]] = []
         if capture is not None:
@@ -168,12 +194,12 @@ class ServiceSink(EventSink):
         sink's own counts with the source's counters of the last tick."""
         if self.final is not None:
             return self.final
-        snap = self.snapshot
-        outcomes = dict(self.outcomes)
+        snap, counts = self.snapshot, self.counts
+        outcomes = dict(counts.outcomes)
         return TraceSummary(frames=snap.frames, segments=snap.segments,
                             plain_tcp=snap.plain_tcp, connections=sum(outcomes.values()),
-                            outcomes=outcomes, messages=self.messages,
-                            malformed=self.malformed, gaps=self.gaps,
+                            outcomes=outcomes, messages=sum(list(counts.messages.values())),
+                            malformed=counts.malformed, gaps=counts.gaps,
                             capture=dict(snap.capture))
 
     def top_declines(self, count: int = 10) -> list[DeclineCount]:
