@@ -167,6 +167,9 @@ class _Handler(BaseHTTPRequestHandler):
             self.rfile = io.BytesIO(rest)
             if not self.parse_request():
                 return  # send_error() has answered
+            if self.headers.defects:  # e.g. a header line without a colon
+                self._send(_error_response(HTTPStatus.BAD_REQUEST), HTTPStatus.BAD_REQUEST)
+                return
             self._dispatch()
         except OSError:
             pass  # the client went away or would not take the reply: nothing to do
