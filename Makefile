@@ -7,9 +7,12 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 DEMO := tests/data/real-kernel/C-smcd-loopback-ism-k612lo.pcap tests/data/real-kernel/D7-smcr-v2-mixed-srv61-cli612-srv_k61-cli_k612.pcap
 # Debian packages: BCC (python3-bpfcc) and kernel headers for the live tracer, tshark as the
-# test oracle, tcpdump and iperf3 for benchmarks, python3-dev to build the C frame scanner.
+# test oracle, tcpdump and iperf3 for benchmarks, python3-dev to build the C frame scanner;
+# for the --http tests a real Prometheus server (prometheus, with promtool), a real browser
+# (chromium), systemd-analyze (systemd) and setpriv (util-linux) for contrib/.
 APT_PACKAGES := python3-venv python3-dev python3-pip gcc libc6-dev python3-bpfcc \
-	linux-headers-amd64 tshark tcpdump iproute2 procps iperf3
+	linux-headers-amd64 tshark tcpdump iproute2 procps iperf3 \
+	prometheus chromium systemd util-linux
 
 .PHONY: run test setup apt lint bench bench-live lab-test clean
 
