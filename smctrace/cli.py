@@ -179,12 +179,13 @@ def trace_live(interfaces: list[str], sink: CountingSink, *, backend: str, snapl
     finish_output(sink.inner, summary)
 
 
-def open_service(listen: str, recent: int, source: str) -> Service:
-    """--http: listen now (still as root, so ports below 1024 work); serve later."""
+def open_service(listen: str, recent: int, source: str, output: EventSink) -> Service:
+    """--http: listen now (still as root, so ports below 1024 work); serve later.  Its
+    sink passes every event on to ``output``."""
     from smctrace.service import Service, ServiceError
 
     try:
-        service = Service(listen, recent=recent, source=source)
+        service = Service(listen, recent=recent, source=source, output=output)
         service.bind()
     except ServiceError as exc:
         raise UserError(str(exc)) from None
@@ -306,12 +307,10 @@ def main(path: str | None, interfaces: tuple[str, ...], as_json: bool, as_table:
                              timestamps=not no_timestamps)
         service = None
         if http_listen is not None:
-            from smctrace.service import FanOut
-
             source = f"-f {path}" if path is not None else " ".join(
                 f"-i {name}" for name in interfaces)
-            service = open_service(http_listen, http_recent or 1000, source)
-            output = FanOut(output, service.sink)
+            service = open_service(http_listen, http_recent or 1000, source, output)
+            output = service.sink
         sink = CountingSink(output)
         try:
             if path is not None:

@@ -23,7 +23,7 @@ from smctrace.pipeline import Tracer
 from smctrace.service import api, recent
 from smctrace.service.address import ListenAddressError, parse_listen_address
 from smctrace.service.metrics import HANDSHAKE_BUCKETS, decline_label, version_label
-from smctrace.service.sink import FanOut, ServiceSink
+from smctrace.service.sink import ServiceSink
 from tests.support import hostile
 from tests.support.service import merged_real_capture
 
@@ -49,8 +49,8 @@ def merged(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def traced(merged: Path) -> tuple[ServiceSink, list[dict[str, Any]]]:
     """The merged real captures traced into the service's sink and into --json at once."""
     out = io.StringIO()
-    sink = ServiceSink(recent=1000)
-    trace(merged, FanOut(JsonOutput(out), sink))
+    sink = ServiceSink(recent=1000, output=JsonOutput(out))
+    trace(merged, sink)
     return sink, [json.loads(line) for line in out.getvalue().splitlines()]
 
 
@@ -237,10 +237,8 @@ def test_hostnames_and_eid_reach_the_page_rows(tmp_path: Path) -> None:
     assert row["connection"]["outcome"] == "smc"
 
 
-def test_pending_peer_names_are_bounded(monkeypatch: pytest.MonkeyPatch,
-                                        tmp_path: Path) -> None:
-    monkeypatch.setattr(recent, "MAX_PENDING_PEERS", 3)
-    collector = recent.PeerNameCollector()
+def accept_event(tmp_path: Path) -> Any:
+    """The hostile capture's Accept, as the tracker reported it."""
     events: list[Any] = []
 
     class Keep(EventSink):
@@ -248,16 +246,37 @@ def test_pending_peer_names_are_bounded(monkeypatch: pytest.MonkeyPatch,
             events.append(event)
 
     trace(hostile.write_capture(tmp_path / "hostile.pcap"), Keep())
-    accept = next(e for e in events if e.message.kind == "accept")
-    for port in range(10):
-        conn = ConnectionId(Endpoint(accept.conn.client.ip, port), accept.conn.server)
-        collector.on_message(type(accept)(accept.time, conn, accept.sender, accept.message,
-                                          accept.frame))
+    return next(e for e in events if e.message.kind == "accept")
+
+
+def test_pending_peer_names_are_bounded(monkeypatch: pytest.MonkeyPatch,
+                                        tmp_path: Path) -> None:
+    monkeypatch.setattr(recent, "MAX_PENDING_PEERS", 3)
+    collector = recent.PeerNameCollector()
+    accept = accept_event(tmp_path)
+    conns = [ConnectionId(Endpoint(accept.conn.client.ip, port), accept.conn.server)
+             for port in range(10)]
+    for conn in conns:
+        collector.on_message(conn, accept.message)
     assert len(collector._pending) == 3
-    names = collector.take(ConnectionId(Endpoint(accept.conn.client.ip, 9), accept.conn.server))
-    assert names == [None, hostile.HOSTILE_SERVER_HOSTNAME, hostile.HOSTILE_EID]
-    assert collector.take(ConnectionId(Endpoint(accept.conn.client.ip, 0),
-                                       accept.conn.server)) is None  # the oldest went
+    assert collector.take(conns[9]) == [None, hostile.HOSTILE_SERVER_HOSTNAME,
+                                        hostile.HOSTILE_EID]
+    assert collector.take(conns[0]) is None  # the oldest went
+
+
+def test_peer_names_go_with_the_connection_object(tmp_path: Path) -> None:
+    """Names are kept under the tracker's ConnectionId object: an equal but other object
+    (a connection of the same addresses, later) never gets them."""
+    collector = recent.PeerNameCollector()
+    accept = accept_event(tmp_path)
+    collector.on_message(accept.conn, accept.message)
+    twin = ConnectionId(accept.conn.client, accept.conn.server)
+    assert twin == accept.conn and twin is not accept.conn
+    assert collector.take(twin) is None
+    collector.on_message(accept.conn, accept.message)
+    assert collector.take(accept.conn) == [None, hostile.HOSTILE_SERVER_HOSTNAME,
+                                           hostile.HOSTILE_EID]
+    assert collector.take(accept.conn) is None  # taken once
 
 
 def test_live_summary_then_final(traced: tuple[ServiceSink, list[dict[str, Any]]],

@@ -40,7 +40,7 @@ from prometheus_client.utils import floatToGoString
 
 from smctrace import __version__
 from smctrace.clc.codes import DECLINE_CLASS_NAMES, HISTORIC_DECLINE_CODES, DeclineCode
-from smctrace.events import OUTCOMES, Outcome
+from smctrace.events import Outcome
 
 # text format 0.0.4, which every Prometheus server reads
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
@@ -107,10 +107,10 @@ class TraceCounters:
     """The counts of one trace, written by the tracer thread alone (ServiceSink)."""
 
     def __init__(self) -> None:
+        # by type, counted from each outcome's list of its connection's messages
         self.messages: dict[str, int] = dict.fromkeys(MESSAGE_TYPES, 0)
         self.malformed = 0
         self.gaps = 0
-        self.outcomes: dict[Outcome, int] = dict.fromkeys(OUTCOMES, 0)
         self.connections: dict[ConnectionKey, int] = {}
         # (outcome, path) -> observations per bucket (not cumulative; the last one is
         # +Inf), then the sum of the observed seconds
@@ -155,8 +155,10 @@ class TraceMetrics(Collector):
     def collect(self) -> Iterable[Metric]:
         counts = self.counters
         yield self._connections(dict(counts.connections))
-        messages = CounterMetricFamily("smctrace_clc_messages", "CLC messages decoded.",
-                                       labels=["type"])
+        messages = CounterMetricFamily(
+            "smctrace_clc_messages",
+            "CLC messages decoded, counted when their connection's outcome is reported.",
+            labels=["type"])
         for kind, n in list(counts.messages.items()):
             messages.add_metric([kind], n)
         yield messages

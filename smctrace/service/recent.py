@@ -10,50 +10,46 @@ from __future__ import annotations
 
 from collections import deque
 
-from smctrace.clc import Accept, Confirm
-from smctrace.events import ConnectionId, ConnectionOutcome, MessageEvent
+from smctrace.clc import AcceptConfirm
+from smctrace.events import ConnectionId, ConnectionOutcome
 
 # Hostnames and EIDs wait here from their Accept/Confirm until the connection's outcome;
 # the tracker follows at most 65,536 connections, so this never holds more in practice.
 MAX_PENDING_PEERS = 65536
 
 # What the first-contact Accept/Confirm said about the peers, strings from the wire:
-# [client hostname, server hostname, negotiated EID]; filled in place while pending.
+# [client hostname, server hostname, negotiated EID]
 PeerNames = list[str | None]
 # (sequence number: 1, 2, ... in the order of the reports; outcome; peer names)
 RecentConnection = tuple[int, ConnectionOutcome, PeerNames | None]
-_Flow = tuple[str, int, str, int]
-
-
-def _flow(conn: ConnectionId) -> _Flow:
-    # A plain tuple hashes in a third of the time of the (dataclass) ConnectionId.
-    return (conn.client.ip, conn.client.port, conn.server.ip, conn.server.port)
 
 
 class PeerNameCollector:
-    """Picks hostnames and the negotiated EID out of Accept and Confirm messages."""
+    """Picks hostnames and the negotiated EID out of Accept and Confirm messages.
+
+    A connection's events share one ConnectionId object (the tracker's), so the names
+    wait under its id(): a look-up that hashes nothing.  Each entry holds the ConnectionId
+    itself, so that the id cannot be reused while the entry waits, and take() checks that
+    it is the very object."""
 
     def __init__(self) -> None:
-        self._pending: dict[_Flow, PeerNames] = {}
+        self._pending: dict[int, tuple[ConnectionId, PeerNames]] = {}
 
-    def on_message(self, event: MessageEvent) -> None:
-        message = event.message
-        if not isinstance(message, (Accept, Confirm)):
-            return
+    def on_message(self, conn: ConnectionId, message: AcceptConfirm) -> None:
         fce = message.fce
         hostname = None if fce is None else fce.hostname
         eid = message.eid
         if hostname is None and eid is None:
             return
         pending = self._pending
-        flow = _flow(event.conn)
-        names = pending.get(flow)
-        if names is None:
+        entry = pending.get(id(conn))
+        if entry is None:
             if len(pending) >= MAX_PENDING_PEERS:
                 del pending[next(iter(pending))]
-            names = pending[flow] = [None, None, None]
+            entry = pending[id(conn)] = (conn, [None, None, None])
+        names = entry[1]
         if hostname is not None:
-            names[1 if isinstance(message, Accept) else 0] = hostname
+            names[1 if message.kind == "accept" else 0] = hostname
         if eid is not None:
             names[2] = eid
 
@@ -61,7 +57,8 @@ class PeerNameCollector:
         """The names seen on a connection whose outcome is now known (and forget them)."""
         if not self._pending:
             return None
-        return self._pending.pop(_flow(conn), None)
+        entry = self._pending.pop(id(conn), None)
+        return None if entry is None or entry[0] is not conn else entry[1]
 
 
 class RecentConnections:

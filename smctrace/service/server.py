@@ -26,7 +26,7 @@ from importlib import resources
 from typing import Any
 from urllib.parse import urlsplit
 
-from smctrace.events import TraceSummary
+from smctrace.events import EventSink, TraceSummary
 from smctrace.service import api
 from smctrace.service.address import ListenAddress, ListenAddressError, parse_listen_address
 from smctrace.service.metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
@@ -295,17 +295,20 @@ def _close_gently(sock: socket.socket) -> None:
 class Service:
     """The ``--http`` service of one trace.
 
-    The CLI makes it, puts :attr:`sink` next to its output, calls :meth:`bind` (before
-    dropping root: ports below 1024 work), :meth:`start` (after), :meth:`tick` from the
-    tracer loop when idle, and :meth:`stop` at the end.
+    The CLI makes it with its chosen output, traces into :attr:`sink` (which passes every
+    event on to that output), calls :meth:`bind` (before dropping root: ports below 1024
+    work), :meth:`start` (after), :meth:`tick` from the tracer loop when idle, and
+    :meth:`stop` at the end.
     """
 
-    def __init__(self, listen: str, *, recent: int = 1000, source: str = "") -> None:
+    def __init__(self, listen: str, *, recent: int = 1000, source: str = "",
+                 output: EventSink | None = None) -> None:
         try:
             self.address = parse_listen_address(listen)
         except ListenAddressError as exc:
             raise ServiceError(str(exc)) from None
-        self.sink = ServiceSink(recent)
+        # the sink to trace into: it hands each event to ``output`` first
+        self.sink = ServiceSink(recent, output)
         self.info = api.TraceInfo(source=source, started=time.time())
         self._static = _load_static()
         self._server: _Server | None = None

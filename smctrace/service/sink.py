@@ -1,4 +1,5 @@
-"""The service's event sink: what the tracer thread hands to ``--http``.
+"""The service's event sink: what the tracer thread hands to ``--http`` (and, through it,
+to the chosen output).
 
 Everything here runs in the tracer thread and costs O(1) per event: metric increments, a
 deque append, a few integer updates.  The HTTP thread only reads: plain attributes, the
@@ -9,16 +10,18 @@ from __future__ import annotations
 
 import time
 from bisect import bisect_left
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Protocol
 
-from smctrace.clc import describe_decline
+from smctrace.clc import AcceptConfirm, describe_decline
 from smctrace.clc.codes import DeclineDescription
 from smctrace.events import (
+    OUTCOMES,
     ConnectionOutcome,
     EventSink,
     GapEvent,
     MessageEvent,
+    Outcome,
     TraceSummary,
 )
 from smctrace.service.metrics import (
@@ -28,35 +31,6 @@ from smctrace.service.metrics import (
     decline_label,
 )
 from smctrace.service.recent import PeerNameCollector, RecentConnections
-
-
-class FanOut(EventSink):
-    """Hands every event to each of several sinks, in order.
-
-    The sinks' bound methods are looked up once: this sits on the tracer's hot path, where
-    a loop with attribute look-ups per event cost 0.6 us (measured, 2 sinks)."""
-
-    def __init__(self, *sinks: EventSink) -> None:
-        self.sinks = sinks
-        self._messages = tuple(sink.on_message for sink in sinks)
-        self._gaps = tuple(sink.on_gap for sink in sinks)
-        self._connections = tuple(sink.on_connection for sink in sinks)
-
-    def on_message(self, event: MessageEvent) -> None:
-        for on_message in self._messages:
-            on_message(event)
-
-    def on_gap(self, event: GapEvent) -> None:
-        for on_gap in self._gaps:
-            on_gap(event)
-
-    def on_connection(self, outcome: ConnectionOutcome) -> None:
-        for on_connection in self._connections:
-            on_connection(outcome)
-
-    def finish(self, summary: TraceSummary) -> None:
-        for sink in self.sinks:
-            sink.finish(summary)
 
 
 class CaptureCounters(Protocol):
@@ -85,9 +59,7 @@ class DeclineCount:
 class CaptureSnapshot:
     """What the tracer thread last published about the source (every idle tick live)."""
 
-    frames: int = 0
-    segments: int = 0
-    plain_tcp: int | None = None
+    summary: TraceSummary | None = None  # the tracer's, without the kernel's counters
     capture: dict[str, int | None] = field(default_factory=dict)
     # per interface: seen_by_filter (None where a filter serves several), kept, dropped
     interfaces: list[dict[str, int | str | None]] = field(default_factory=list)
@@ -95,9 +67,16 @@ class CaptureSnapshot:
 
 
 class ServiceSink(EventSink):
-    """Feeds the metrics, the ring of recent connections and the live summary."""
+    """Feeds the metrics, the ring of recent connections and the live summary.
 
-    def __init__(self, recent: int) -> None:
+    With ``output`` (the CLI's chosen output: text, JSON lines, tables), it hands every
+    event to that output first, so the tracer drives one sink: a fan-out in front of the
+    two cost 1,900 instructions an event (cachegrind), more than this sink's own work."""
+
+    def __init__(self, recent: int, output: EventSink | None = None) -> None:
+        self.output = output or EventSink()
+        self._output_message = self.output.on_message
+        self._output_connection = self.output.on_connection
         self.counts = TraceCounters()
         self.metrics = TraceMetrics(self.counts)
         self.recent = RecentConnections(recent)
@@ -111,45 +90,41 @@ class ServiceSink(EventSink):
 
     # -- events (tracer thread) ---------------------------------------------------------
 
-    # The counting is written out here rather than in TraceCounters methods: a Python
-    # call costs about 0.1 us, a sizeable part of this sink's few microseconds.
+    # The counting is written out here rather than in TraceCounters methods: in the real
+    # pipeline (cachegrind, scripts/bench_service.py) every Python call and dict look-up
+    # of this sink is paid once per connection or message, next to a decoder that leaves
+    # the caches cold.  So a message costs two attribute reads unless it names a peer,
+    # and messages are counted by type from the outcome's list of them, once.
 
     def on_message(self, event: MessageEvent) -> None:
+        self._output_message(event)
         message = event.message
-        kind = message.kind
-        counts = self.counts
-        messages = counts.messages
-        if kind in messages:
-            messages[kind] += 1
-        else:
-            messages["unknown"] += 1
+        if isinstance(message, AcceptConfirm):
+            self._peers.on_message(event.conn, message)
         if message.malformed:
-            counts.malformed += 1
-        if kind == "accept" or kind == "confirm":
-            self._peers.on_message(event)
+            self.counts.malformed += 1
 
     def on_gap(self, event: GapEvent) -> None:
+        self.output.on_gap(event)
         self.counts.gaps += 1
 
     def on_connection(self, outcome: ConnectionOutcome) -> None:
+        self._output_connection(outcome)
         decline = ""
         if outcome.decline is not None:
-            code = outcome.decline.diagnosis
-            decline = decline_label(code)
-            row: int | str = decline if decline.startswith("UNKNOWN") else code
-            if row not in self._decline_examples:  # before the count: readers need both
-                self._decline_examples[row] = (decline, describe_decline(code))
-            decline_key = (row, outcome.decline_from)
-            self._declines[decline_key] = self._declines.get(decline_key, 0) + 1
+            decline = self._count_decline(outcome)
         counts = self.counts
         result = outcome.outcome
-        counts.outcomes[result] += 1
         key = (result, outcome.path, outcome.version, outcome.release, decline,
                outcome.decline_from)
         connections = counts.connections
         connections[key] = connections.get(key, 0) + 1
-        if outcome.handshake_ms is not None:
-            seconds = outcome.handshake_ms / 1000.0
+        messages = counts.messages
+        for kind in outcome.messages:
+            messages[kind] = messages.get(kind, 0) + 1
+        handshake_ms = outcome.handshake_ms
+        if handshake_ms is not None:
+            seconds = handshake_ms / 1000.0
             hkey = (result, outcome.path)
             buckets = counts.handshakes.get(hkey)
             if buckets is None:
@@ -158,7 +133,20 @@ class ServiceSink(EventSink):
             buckets[-1] += seconds
         self.recent.add(outcome, self._peers.take(outcome.conn))
 
+    def _count_decline(self, outcome: ConnectionOutcome) -> str:
+        """Count a fallback's Decline for the top reasons; its ``decline`` label."""
+        assert outcome.decline is not None
+        code = outcome.decline.diagnosis
+        decline = decline_label(code)
+        row: int | str = decline if decline.startswith("UNKNOWN") else code
+        if row not in self._decline_examples:  # before the count: readers need both
+            self._decline_examples[row] = (decline, describe_decline(code))
+        decline_key = (row, outcome.decline_from)
+        self._declines[decline_key] = self._declines.get(decline_key, 0) + 1
+        return decline
+
     def finish(self, summary: TraceSummary) -> None:
+        self.output.finish(summary)
         self.counts.followed = 0
         self.final = summary
 
@@ -184,23 +172,27 @@ class ServiceSink(EventSink):
                 if names not in sockets:  # one filter for several interfaces
                     interfaces.append({"interface": names, "seen_by_filter": seen_shared,
                                        "kept": None, "dropped": None})
-        self.snapshot = CaptureSnapshot(summary.frames, summary.segments, summary.plain_tcp,
-                                        counters, interfaces, time.time())
+        self.snapshot = CaptureSnapshot(summary, counters, interfaces, time.time())
 
     # -- reads (HTTP thread) ------------------------------------------------------------
 
     def summary(self) -> TraceSummary:
-        """The trace's summary now: the final one once the trace is over, else this
-        sink's own counts with the source's counters of the last tick."""
+        """The trace's summary now: the final one once the trace is over; live, the
+        tracer's own of the last tick (at most a second old), with the kernel's counters;
+        before any tick (reading a file), this sink's counts of the connections so far."""
         if self.final is not None:
             return self.final
-        snap, counts = self.snapshot, self.counts
-        outcomes = dict(counts.outcomes)
-        return TraceSummary(frames=snap.frames, segments=snap.segments,
-                            plain_tcp=snap.plain_tcp, connections=sum(outcomes.values()),
-                            outcomes=outcomes, messages=sum(list(counts.messages.values())),
-                            malformed=counts.malformed, gaps=counts.gaps,
-                            capture=dict(snap.capture))
+        snap = self.snapshot
+        if snap.summary is not None:
+            return replace(snap.summary, capture=dict(snap.capture))
+        counts = self.counts
+        outcomes: dict[Outcome, int] = dict.fromkeys(OUTCOMES, 0)
+        for key, n in list(counts.connections.items()):
+            outcomes[key[0]] += n
+        return TraceSummary(frames=0, segments=0, plain_tcp=None,
+                            connections=sum(outcomes.values()), outcomes=outcomes,
+                            messages=sum(list(counts.messages.values())),
+                            malformed=counts.malformed, gaps=counts.gaps)
 
     def top_declines(self, count: int = 10) -> list[DeclineCount]:
         rows = sorted(list(self._declines.items()), key=lambda item: (-item[1], str(item[0])))
