@@ -1,13 +1,20 @@
 #!/usr/bin/env python3
 """What ``--http`` costs the tracer, and that slow HTTP clients cost it nothing.
 
-Two sections (both by default, or name them):
+Three sections (all by default, or name them):
 
   sink      The service's sink alone, in this process: the events of the real-kernel
             captures (tests/data/real-kernel) recorded once, replayed N times with distinct
             addresses into (a) a sink that does nothing and (b) the service's sink
             (metrics, ring of recent connections, live counts).  Prints the difference in
             microseconds per connection (its CLC messages included) and per message.
+  pipeline  The whole offline pipeline (frames, decoder, tracker, --json output) on SMC-D
+            handshakes, with and without the service's sink in front of the output,
+            under valgrind's cachegrind: instructions per handshake are deterministic
+            where CPU times on a shared machine are not.  Two files (1,000 and 5,000
+            handshakes) so that start-up cancels out; also each run's CPU time natively,
+            to turn instructions into microseconds.  Needs valgrind (apt-get install
+            valgrind); skipped without it.
   capacity  bench_live.py's capacity run (SMC-D handshakes replayed at top speed through a
             veth pair between two private network namespaces, ``smctrace -i --json`` on the
             receiving end) in three set-ups, rounds interleaved: no --http; --http; --http
@@ -22,8 +29,8 @@ Everything network-related runs inside the namespaces bench_live.Lab creates and
 the HTTP clients talk to 127.0.0.1 inside the receiving namespace.  Needs root and BCC for
 ``capacity``; ``sink`` runs anywhere.
 
-Usage: scripts/bench_service.py [sink|capacity|all] [--connections N] [--handshakes N]
-           [--rounds R] [--tolerance F]
+Usage: scripts/bench_service.py [sink|pipeline|capacity|all] [--connections N]
+           [--handshakes N] [--rounds R] [--tolerance F]
 """
 
 from __future__ import annotations
@@ -167,7 +174,96 @@ def _message_cost(events: list[Event], rounds: int) -> float:
     return min(feed(ServiceSink(recent=1000), messages) for _ in range(rounds)) - idle
 
 
-# -- 2. capacity with slow clients ------------------------------------------------------
+# -- 2. the pipeline, counted in instructions -------------------------------------------
+
+
+def pipeline_main(argv: list[str]) -> None:
+    """Hidden subcommand: trace a file in process into --json (to /dev/null), alone or
+    behind the service's sink; print the CPU seconds the trace took."""
+    from smctrace.capture.pcapfile import CaptureFile
+    from smctrace.capture.prefilter import Prefilter
+    from smctrace.output.jsonl import JsonOutput
+    from smctrace.pipeline import Tracer
+    from smctrace.service.sink import ServiceSink
+
+    path, mode = argv
+    with open(os.devnull, "w") as devnull:
+        output = JsonOutput(devnull)
+        sink: EventSink = output if mode == "output" else ServiceSink(1000, output=output)
+        start = time.thread_time()
+        prefilter = Prefilter()
+        tracer = Tracer(sink, prefilter)
+        with CaptureFile(path) as capture:
+            for frame in capture.frames(prefilter):
+                tracer.feed(frame)
+            frames = capture.frames_read
+        tracer.finish()
+        sink.finish(tracer.summary(frames))
+        print(json.dumps({"cpu_s": time.thread_time() - start}))
+
+
+def _instructions(path: Path, mode: str) -> int:
+    proc = subprocess.run(
+        ["valgrind", "--tool=cachegrind", "--cache-sim=no", "--cachegrind-out-file=/dev/null",
+         sys.executable, str(Path(__file__).resolve()), "_pipeline", str(path), mode],
+        capture_output=True, text=True, check=True, timeout=1800,
+        env={**os.environ, "PYTHONHASHSEED": "0"})
+    (count,) = [line.split()[-1] for line in proc.stderr.splitlines() if "I   refs" in line]
+    return int(count.replace(",", ""))
+
+
+def _native_cpu(path: Path, mode: str) -> float:
+    proc = subprocess.run([sys.executable, str(Path(__file__).resolve()), "_pipeline",
+                           str(path), mode], capture_output=True, text=True, check=True,
+                          timeout=600)
+    return float(json.loads(proc.stdout.splitlines()[-1])["cpu_s"])
+
+
+def section_pipeline(rounds: int) -> None:
+    import shutil
+    import tempfile
+
+    from smctrace.capture.pcapwriter import PcapWriter
+
+    if shutil.which("valgrind") is None:
+        print("\n== pipeline: skipped (needs valgrind: apt-get install valgrind) ==")
+        return
+    sizes = (1000, 5000)
+    print(f"\n== pipeline: smctrace -f on {sizes[0]} and {sizes[1]} SMC-D handshakes, "
+          "--json alone and behind the service's sink, instructions under cachegrind ==",
+          flush=True)
+    handshakes, _ = bench_live.build_handshakes(max(sizes), mix=False)
+    with tempfile.TemporaryDirectory(prefix="smcbench-") as tmp:
+        files = {}
+        for size in sizes:
+            files[size] = Path(tmp) / f"hs{size}.pcap"
+            with files[size].open("wb") as out:
+                writer = PcapWriter(out, 1)
+                number = 0
+                for frames in handshakes[:size]:
+                    for frame in frames:
+                        writer.write(1_800_000_000 + number * 1e-5, frame)
+                        number += 1
+        per_handshake = {}
+        for mode in ("output", "service"):
+            small, large = (_instructions(files[size], mode) for size in sizes)
+            per_handshake[mode] = (large - small) / (sizes[1] - sizes[0])
+            print(f"  {mode:8} {per_handshake[mode]:12,.0f} instructions per handshake",
+                  flush=True)
+        cpu = {mode: min(_native_cpu(files[sizes[1]], mode) for _ in range(rounds))
+               for mode in ("output", "service")}
+    added = per_handshake["service"] - per_handshake["output"]
+    ns_per_instruction = cpu["output"] / sizes[1] / per_handshake["output"] * 1e9
+    print(f"  natively, best of {rounds}: {cpu['output'] / sizes[1] * 1e6:.0f} us per "
+          f"handshake with --json alone, {cpu['service'] / sizes[1] * 1e6:.0f} us behind the "
+          f"service's sink")
+    print(f"  => the service's sink adds {added:,.0f} instructions per handshake "
+          f"({added / per_handshake['output']:.1%} of the pipeline), "
+          f"{added * ns_per_instruction / 1000:.1f} us at this machine's "
+          f"{ns_per_instruction:.2f} ns per pipeline instruction")
+
+
+# -- 3. capacity with slow clients ------------------------------------------------------
 
 
 def slow_clients_main(argv: list[str]) -> None:
@@ -325,8 +421,12 @@ def main() -> None:
     if len(sys.argv) > 1 and sys.argv[1] == "_slow":
         slow_clients_main(sys.argv[2:])
         return
+    if len(sys.argv) > 1 and sys.argv[1] == "_pipeline":
+        pipeline_main(sys.argv[2:])
+        return
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("sections", nargs="*", metavar="SECTION", help="sink, capacity or all")
+    ap.add_argument("sections", nargs="*", metavar="SECTION",
+                    help="sink, pipeline, capacity or all")
     ap.add_argument("--connections", type=int, default=180_000,
                     help="sink: connections replayed (default 180000)")
     ap.add_argument("--handshakes", type=int, default=20_000,
@@ -337,7 +437,7 @@ def main() -> None:
                          "cause (default 0.1)")
     args = ap.parse_args()
     chosen = set(args.sections or ["all"])
-    unknown = chosen - {"all", "sink", "capacity"}
+    unknown = chosen - {"all", "sink", "pipeline", "capacity"}
     if unknown:
         ap.error(f"unknown section(s) {', '.join(sorted(unknown))}")
     signal.signal(signal.SIGTERM, _terminate)
@@ -346,6 +446,8 @@ def main() -> None:
     ok = True
     if chosen & {"all", "sink"}:
         section_sink(args.connections, args.rounds)
+    if chosen & {"all", "pipeline"}:
+        section_pipeline(args.rounds)
     if chosen & {"all", "capacity"}:
         if os.geteuid() != 0:
             raise SystemExit("capacity needs root (network namespaces, AF_PACKET, BPF)")
