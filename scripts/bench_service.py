@@ -22,8 +22,11 @@ Three sections (all by default, or name them):
             request one byte a second, or ask for /api/connections with a 1 KiB receive
             buffer and never read) and a scraper asks for /metrics and /api/page every
             second.  Prints handshakes/s traced, handshakes lost and tracer CPU per
-            handshake, and fails (exit 1) if the slow clients lower the traced rate by more
-            than --tolerance or any handshake is lost.
+            handshake (all its threads).  Fails (exit 1) if a handshake is lost, if the
+            slow clients raise the tracer's CPU per handshake by more than --tolerance, or
+            if they halve the traced rate (a tracer that waited for a client would stall
+            for the server's 5-10 s timeouts; smaller differences in rate are what a
+            shared machine's other processes, the slow clients' own among them, leave).
 
 Everything network-related runs inside the namespaces bench_live.Lab creates and removes;
 the HTTP clients talk to 127.0.0.1 inside the receiving namespace.  Needs root and BCC for
@@ -404,12 +407,21 @@ def section_capacity(count: int, rounds: int, tolerance: float) -> bool:
               f"{max(result.lost):6} {statistics.median(result.cpu_us):10.0f}")
     with_http = statistics.median(results["--http"].rates)
     with_slow = statistics.median(results["--http + slow clients"].rates)
+    cpu_http = statistics.median(results["--http"].cpu_us)
+    cpu_slow = statistics.median(results["--http + slow clients"].cpu_us)
     lost = sum(sum(r.lost) for r in results.values())
-    ratio = with_slow / with_http
-    ok = ratio >= 1 - tolerance and lost == 0
-    print(f"\nslow clients: {with_slow:.0f} vs {with_http:.0f} handshakes/s with --http alone "
-          f"({(ratio - 1) * 100:+.1f}%), {lost} handshakes lost in all runs: "
-          f"{'ok' if ok else 'NOT ok'} (tolerance {tolerance:.0%})")
+    # At top speed the tracer is CPU-bound: its rate is 1 / (CPU per handshake) on a quiet
+    # machine, and on a shared one also whatever the neighbours leave it (the slow
+    # clients' own process among them).  So: its CPU per handshake (the HTTP threads' work
+    # for those clients included) within the tolerance, and no stall (half the rate).
+    cpu_ratio = cpu_slow / cpu_http
+    stalled = with_slow < with_http / 2
+    ok = cpu_ratio <= 1 + tolerance and lost == 0 and not stalled
+    print(f"\nslow clients: {with_slow:.0f} vs {with_http:.0f} handshakes/s traced with --http "
+          f"alone ({(with_slow / with_http - 1) * 100:+.1f}%); tracer CPU {cpu_slow:.0f} vs "
+          f"{cpu_http:.0f} us per handshake ({(cpu_ratio - 1) * 100:+.1f}%); {lost} handshakes "
+          f"lost in all runs: {'ok' if ok else 'NOT ok'} (CPU tolerance {tolerance:.0%}"
+          f"{'; STALLED: less than half the rate' if stalled else ''})")
     return ok
 
 
@@ -433,8 +445,8 @@ def main() -> None:
                     help="capacity: handshakes per run (default 20000)")
     ap.add_argument("--rounds", type=int, default=3, help="rounds (default 3)")
     ap.add_argument("--tolerance", type=float, default=0.1,
-                    help="capacity: largest drop of the traced rate that slow clients may "
-                         "cause (default 0.1)")
+                    help="capacity: largest rise of the tracer's CPU per handshake that slow "
+                         "clients may cause (default 0.1)")
     args = ap.parse_args()
     chosen = set(args.sections or ["all"])
     unknown = chosen - {"all", "sink", "pipeline", "capacity"}
