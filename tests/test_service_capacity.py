@@ -6,7 +6,8 @@ HTTP client would stall for the server's 5-10 s timeouts) or if the tracer's CPU
 handshake rises by more than the tolerance.
 
 The tolerance here is wide (50 %) because one round on a 2-core machine shared with other
-work is noisy.  The benchmark itself, run by hand with 3 rounds of 20,000 handshakes,
+work is noisy, and each run traces 10,000 handshakes (several seconds) so that a moment of
+contention from elsewhere does not read as a stall.  The benchmark itself, run by hand with 3 rounds of 20,000 handshakes,
 reports the figures (README, "Running on a fleet").
 """
 
@@ -27,7 +28,7 @@ def test_slow_clients_do_not_slow_tracing() -> None:
     if problem:
         pytest.skip(problem)
     proc = subprocess.run([sys.executable, str(REPO / "scripts" / "bench_service.py"),
-                           "capacity", "--handshakes", "4000", "--rounds", "1",
+                           "capacity", "--handshakes", "10000", "--rounds", "1",
                            "--tolerance", "0.5"],
                           capture_output=True, text=True, timeout=600, cwd=REPO,
                           env={**os.environ, "PYTHONUNBUFFERED": "1"})
