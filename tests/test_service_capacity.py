@@ -7,8 +7,8 @@ handshake rises by more than the tolerance.
 
 The tolerance here is wide (50 %) because one round on a 2-core machine shared with other
 work is noisy, and each run traces 10,000 handshakes (several seconds) so that a moment of
-contention from elsewhere does not read as a stall.  The benchmark itself, run by hand with 3 rounds of 20,000 handshakes,
-reports the figures (README, "Running on a fleet").
+contention from elsewhere does not read as a stall.  The benchmark itself, run by hand
+with 3 rounds of 20,000 handshakes, reports the figures (README, "Running on a fleet").
 """
 
 from __future__ import annotations
