@@ -9,11 +9,13 @@ DEMO := tests/data/real-kernel/C-smcd-loopback-ism-k612lo.pcap tests/data/real-k
 # Debian packages: BCC (python3-bpfcc) and kernel headers for the live tracer, tshark as the
 # test oracle, tcpdump and iperf3 for benchmarks, python3-dev to build the C engine,
 # libpcap0.8 to compile filter expressions (tcpdump is the filters' test oracle), the
-# compressors whose files the compressed-input tests make (gzip is always there), and
-# groff and mandoc, which check that the man page renders without a warning.
+# compressors whose files the compressed-input tests make (gzip is always there), groff
+# and mandoc, which check that the man page renders without a warning; for the --http
+# tests a real Prometheus server (prometheus, with promtool), a real browser (chromium),
+# systemd-analyze (systemd) and setpriv (util-linux) for contrib/.
 APT_PACKAGES := python3-venv python3-dev python3-pip gcc libc6-dev python3-bpfcc \
 	linux-headers-amd64 tshark tcpdump iproute2 procps iperf3 time libpcap0.8 \
-	bzip2 xz-utils zstd groff-base mandoc
+	bzip2 xz-utils zstd groff-base mandoc prometheus chromium systemd util-linux
 
 .PHONY: run test setup apt lint bench bench-live lab-test man clean
 

@@ -90,6 +90,13 @@ def snap_length(_ctx: click.Context, param: click.Parameter, value: int) -> int:
                    "(classic BPF, stateless: it cannot show a SYN-ACK without the option, "
                    "FIN/RST, or the continuation segments of a CLC message split across "
                    "segments; the summary warns when that may have happened).")
+@click.option("--http", "http_listen", metavar="[ADDR:]PORT",
+              help="Also serve a live page, Prometheus /metrics and a JSON API on ADDR:PORT "
+                   "(default address 127.0.0.1; IPv6 as [ADDR]:PORT). With -f, the finished "
+                   "trace is served until interrupted.")
+@click.option("--http-recent", type=click.IntRange(min=1, max=100_000), metavar="N",
+              help="--http: connections kept for the page and /api/connections "
+                   "(default 1000).")
 @click.option("--ebpf", "print_program", is_flag=True,
               help="Print the BPF program for the chosen backend (and the -i interfaces) "
                    "and exit.")
@@ -101,7 +108,8 @@ def main(expression: tuple[str, ...], paths: tuple[str, ...], interfaces: tuple[
          quiet: bool, verbose: bool, hex_dump: bool, reserved: bool, no_timestamps: bool,
          count: int | None, duration: float | None, write: str | None,
          max_connections: int | None, snaplen: int, buffer_kib: int | None, promisc: bool,
-         backend: str, print_program: bool, user: str) -> None:
+         backend: str, http_listen: str | None, http_recent: int | None, print_program: bool,
+         user: str) -> None:
     """Show, for every TCP connection, whether SMC was negotiated, over which path, and
     if not, exactly why.  EXPRESSION (tcpdump's filter language) selects the frames to
     look at.
@@ -124,7 +132,8 @@ def main(expression: tuple[str, ...], paths: tuple[str, ...], interfaces: tuple[
                                           verbose=verbose),
                      count=count, duration=duration, write=write,
                      max_connections=max_connections, snaplen=snaplen,
-                     buffer_kib=buffer_kib, promisc=promisc, user=user)
+                     buffer_kib=buffer_kib, promisc=promisc, user=user,
+                     http_listen=http_listen, http_recent=http_recent)
     sys.exit(status)
 
 
@@ -132,7 +141,7 @@ def run(*, expression: tuple[str, ...], paths: tuple[str, ...], interfaces: tupl
         filter_option: str | None, print_schema: bool, print_program: bool, backend: str,
         output: OutputOptions, count: int | None, duration: float | None, write: str | None,
         max_connections: int | None, snaplen: int, buffer_kib: int | None, promisc: bool,
-        user: str) -> int:
+        user: str, http_listen: str | None = None, http_recent: int | None = None) -> int:
     """Check the combination of options, then run; returns the exit status."""
     if sys.stdout is None:  # started with standard output closed (>&-)
         raise UserError("standard output is closed")
@@ -154,17 +163,40 @@ def run(*, expression: tuple[str, ...], paths: tuple[str, ...], interfaces: tupl
         raise UsageError("give either -f FILE or -i IFACE")
     if expression and filter_option is not None:
         raise UsageError("give the filter expression once: as trailing words or --filter")
+    if http_recent is not None and http_listen is None:
+        raise UsageError("--http-recent needs --http")
     filter_text = filter_option if filter_option is not None else " ".join(expression)
-    sink = CountingSink(make_output(sys.stdout, output), limit=count, quiet=output.quiet)
-    if paths:
-        from smctrace.cli.offline import OfflineOptions, trace_files
+    chosen = make_output(sys.stdout, output)
+    service = None
+    if http_listen is not None:
+        from smctrace.cli.service import DEFAULT_RECENT, open_service
 
-        return trace_files(OfflineOptions(
-            inputs=paths, expression=filter_text or None, count=count, duration=duration,
-            write=write, max_connections=max_connections), sink)
-    from smctrace.cli.live import LiveOptions, trace_live
+        source = " ".join(f"-f {path}" for path in paths) or " ".join(
+            f"-i {name}" for name in interfaces)
+        service = open_service(http_listen, http_recent or DEFAULT_RECENT, source, chosen)
+        chosen = service.sink
+    sink = CountingSink(chosen, limit=count, quiet=output.quiet)
+    try:
+        if paths:
+            from smctrace.cli.offline import OfflineOptions, trace_files
 
-    return trace_live(LiveOptions(
-        interfaces=interfaces, backend=backend, snaplen=snaplen, promisc=promisc,
-        count=count, duration=duration, write=write, user=user, buffer_kib=buffer_kib,
-        expression=filter_text or None, max_connections=max_connections), sink)
+            if service is not None:
+                from smctrace.cli.service import serve_until_interrupted, start_service
+
+                start_service(service)
+            status = trace_files(OfflineOptions(
+                inputs=paths, expression=filter_text or None, count=count,
+                duration=duration, write=write, max_connections=max_connections), sink)
+            if service is not None:
+                serve_until_interrupted(service)
+            return status
+        from smctrace.cli.live import LiveOptions, trace_live
+
+        return trace_live(LiveOptions(
+            interfaces=interfaces, backend=backend, snaplen=snaplen, promisc=promisc,
+            count=count, duration=duration, write=write, user=user, buffer_kib=buffer_kib,
+            expression=filter_text or None, max_connections=max_connections), sink,
+            service=service)
+    finally:
+        if service is not None:
+            service.stop()

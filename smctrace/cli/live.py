@@ -6,6 +6,7 @@ import os
 import signal
 import time
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import click
 
@@ -17,6 +18,9 @@ from smctrace.events import TraceSummary
 from smctrace.match.engine import new_engine
 from smctrace.match.rule import MAX_CONNECTIONS
 from smctrace.pipeline import Tracer
+
+if TYPE_CHECKING:
+    from smctrace.service import Service
 
 IDLE_TICK = 1.0  # seconds between idle wake-ups of the live tracer
 
@@ -36,7 +40,8 @@ class LiveOptions:
     max_connections: int | None = None
 
 
-def trace_live(options: LiveOptions, sink: CountingSink) -> int:
+def trace_live(options: LiveOptions, sink: CountingSink,
+               service: Service | None = None) -> int:
     """Trace until a signal, -c or --duration; returns the exit status."""
     from smctrace.live import LiveCapture, LiveError
     from smctrace.live.capture import RECEIVE_BUFFER_BYTES, SNAP_PAYLOAD
@@ -74,6 +79,10 @@ def trace_live(options: LiveOptions, sink: CountingSink) -> int:
             sink.comment_frames = True
         # Reading the eBPF filter's counters needs CAP_BPF; nothing else needs privilege.
         drop_privileges(options.user, keep=(CAP_BPF,) if capture.backend_used == "bcc" else ())
+        if service is not None:  # bound as root before; served only now, without root
+            from smctrace.cli.service import start_service
+
+            start_service(service)
         click.echo(f"tracing on {', '.join(interfaces)} (backend {capture.backend_used}), "
                    f"snapshot length {options.snaplen} bytes", err=True)
         # A signal writes to this pipe and so wakes the capture's poll() at once; the idle
@@ -96,6 +105,8 @@ def trace_live(options: LiveOptions, sink: CountingSink) -> int:
             if frame is None:
                 tracer.advance(time.time())  # idle: let late-Decline timers expire
                 sink.flush()
+                if service is not None:
+                    service.tick(tracer.summary(frames), tracer.tracker.followed, capture)
                 continue
             frames += 1
             sink.frame_messages.clear()

@@ -407,6 +407,30 @@ class LiveCapture:
         return {"seen_by_filter": -1, "kept": received, "received": received,
                 "dropped": dropped}
 
+    def socket_stats(self) -> dict[str, tuple[int, int]]:
+        """Per traced interface: (``received``, ``dropped``) of its socket, as in stats().
+        ``received`` counts every frame the filter let through on that interface."""
+        if not self._closed:
+            self._poll_socket_stats()
+        return {channel.device.name: (channel.received, channel.dropped)
+                for channel in self._channels}
+
+    def filter_stats(self) -> dict[str, tuple[int, int]]:
+        """Per eBPF filter: (``seen_by_filter``, ``kept``), keyed by the names of the
+        interfaces it serves, joined by ',' (interfaces of one kind of link layer share one
+        filter and its counters).  Empty with the classic-BPF backend, which cannot count."""
+        if self._closed or not self._bcc_filters:
+            return {}
+        names: dict[LinkLayer, list[str]] = {}
+        for channel in self._channels:
+            names.setdefault(channel.device.link_layer, []).append(channel.device.name)
+        stats = {}
+        for link_layer, bcc_filter in self._bcc_filters.items():
+            counters = bcc_filter.counters()
+            stats[",".join(names.get(link_layer, []))] = (counters["seen_by_filter"],
+                                                          counters["kept_by_filter"])
+        return stats
+
     def close(self) -> None:
         """Detach: close the sockets and release the eBPF program.  Idempotent; stats()
         still answers afterwards."""
