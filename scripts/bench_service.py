@@ -94,19 +94,11 @@ class _Recorder(EventSink):
 
 def recorded_events() -> list[Event]:
     """Every event of every real-kernel capture, decoded once."""
-    from smctrace.capture.prefilter import Prefilter
-
-    from smctrace.capture.pcapfile import CaptureFile
-    from smctrace.pipeline import Tracer
+    from tests.support.tracing import trace_capture
 
     recorder = _Recorder()
     for path in sorted(REAL.glob("*.pcap")):
-        prefilter = Prefilter()
-        tracer = Tracer(recorder, prefilter)
-        with CaptureFile(str(path)) as capture:
-            for frame in capture.frames(prefilter):
-                tracer.feed(frame)
-        tracer.finish()
+        trace_capture(path, recorder)
     return recorder.events
 
 
@@ -184,26 +176,16 @@ def _message_cost(events: list[Event], rounds: int) -> float:
 def pipeline_main(argv: list[str]) -> None:
     """Hidden subcommand: trace a file in process into --json (to /dev/null), alone or
     behind the service's sink; print the CPU seconds the trace took."""
-    from smctrace.capture.prefilter import Prefilter
-
-    from smctrace.capture.pcapfile import CaptureFile
     from smctrace.output.jsonl import JsonOutput
-    from smctrace.pipeline import Tracer
     from smctrace.service.sink import ServiceSink
+    from tests.support.tracing import trace_capture
 
     path, mode = argv
     with open(os.devnull, "w") as devnull:
         output = JsonOutput(devnull)
         sink: EventSink = output if mode == "output" else ServiceSink(1000, output=output)
         start = time.thread_time()
-        prefilter = Prefilter()
-        tracer = Tracer(sink, prefilter)
-        with CaptureFile(path) as capture:
-            for frame in capture.frames(prefilter):
-                tracer.feed(frame)
-            frames = capture.frames_read
-        tracer.finish()
-        sink.finish(tracer.summary(frames))
+        trace_capture(path, sink)
         print(json.dumps({"cpu_s": time.thread_time() - start}))
 
 

@@ -471,31 +471,27 @@ def test_bcc_compile_is_quiet(lab: Lab, capfd: Any) -> None:
 
 
 def test_unprivileged_user_gets_one_line(tmp_path: Any) -> None:
-    """Without CAP_NET_RAW/CAP_BPF attach() says what is missing."""
+    """Without CAP_NET_RAW/CAP_BPF, smctrace -i says what is missing, in one line."""
+    import sys
+
     setpriv = shutil.which("setpriv")
     if setpriv is None:
         pytest.skip("setpriv (util-linux) is not installed")
-    script = (
-        "from smctrace.live import LiveCapture, LiveError\n"
-        "for backend in ('cbpf', 'bcc', 'auto'):\n"
-        "    try:\n"
-        "        LiveCapture(['lo'], backend=backend).attach()\n"
-        "    except LiveError as exc:\n"
-        "        print(backend, exc)\n"
-    )
-    import sys
-
-    result = subprocess.run(
-        [setpriv, "--reuid=65534", "--regid=65534", "--clear-groups", "--inh-caps=-all",
-         sys.executable, "-c", script],
-        capture_output=True, text=True, timeout=60, cwd=tmp_path,
-        env={**os.environ, "PYTHONPATH": os.path.dirname(os.path.dirname(__file__))},
-    )
-    lines = result.stdout.splitlines()
-    assert lines[0] == "cbpf live capture needs root or CAP_NET_RAW (try sudo)", result.stderr
-    assert lines[1].startswith("bcc ")
-    assert "CAP_NET_RAW" in lines[1] or "CAP_BPF" in lines[1]
-    assert lines[2] == "auto live capture needs root or CAP_NET_RAW (try sudo)"
+    script = Path(sys.executable).parent / "smctrace"
+    command = [str(script)] if script.exists() else [sys.executable, "-m", "smctrace"]
+    for backend in ("cbpf", "bcc", "auto"):
+        result = subprocess.run(
+            [setpriv, "--reuid=65534", "--regid=65534", "--clear-groups", "--inh-caps=-all",
+             *command, "-i", "lo", "--backend", backend, "--duration", "1"],
+            capture_output=True, text=True, timeout=60, cwd=tmp_path,
+            env={**os.environ, "PYTHONPATH": os.path.dirname(os.path.dirname(__file__))},
+        )
+        lines = result.stderr.splitlines()
+        assert result.returncode == 1 and len(lines) == 1, result.stderr
+        if backend == "bcc":
+            assert "CAP_NET_RAW" in lines[0] or "CAP_BPF" in lines[0]
+        else:
+            assert lines[0] == "smctrace: live capture needs root or CAP_NET_RAW (try sudo)"
 
 
 @pytest.mark.parametrize("backend", BACKENDS)

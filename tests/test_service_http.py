@@ -322,17 +322,20 @@ def test_port_in_use_and_bad_addresses_are_one_line(merged: Path) -> None:
         taken.bind(("127.0.0.1", 0))
         taken.listen()
         port = taken.getsockname()[1]
-        for listen, message in ((f"127.0.0.1:{port}", "the port is in use"),
-                                ("192.0.2.1:9100", "no interface has that address"),
-                                ("example.net:9100", "is not a numeric IP address"),
-                                ("[::1:9100", "write an IPv6 address as [ADDR]:PORT"),
-                                ("127.0.0.1:70000", "the port must be 0-65535")):
+        # the system refuses: exit 1; the option's value is wrong: a usage error, exit 2
+        for listen, status, message in (
+                (f"127.0.0.1:{port}", 1, "the port is in use"),
+                ("192.0.2.1:9100", 1, "no interface has that address"),
+                ("example.net:9100", 2, "is not a numeric IP address"),
+                ("[::1:9100", 2, "write an IPv6 address as [ADDR]:PORT"),
+                ("127.0.0.1:70000", 2, "the port must be 0-65535")):
             proc = run_smctrace("-f", str(merged), "--http", listen)
-            assert proc.returncode == 1, proc.stderr
+            assert proc.returncode == status, proc.stderr
             assert proc.stderr.count("\n") == 1 and message in proc.stderr, proc.stderr
             assert proc.stdout == ""  # nothing traced: the error comes first
     proc = run_smctrace("-f", str(merged), "--http-recent", "5")
-    assert (proc.returncode, proc.stderr) == (1, "smctrace: --http-recent needs --http\n")
+    assert (proc.returncode, proc.stderr) == (
+        2, "smctrace: --http-recent needs --http (see smctrace --help)\n")
 
 
 def test_http_recent_bounds_the_ring(merged: Path) -> None:

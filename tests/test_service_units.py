@@ -12,32 +12,23 @@ from typing import Any
 
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
-from smctrace.capture.prefilter import Prefilter
 
-from smctrace.capture.pcapfile import CaptureFile
 from smctrace.clc import ClcHeader, Decline
 from smctrace.clc.codes import DECLINE_CLASS_NAMES, HISTORIC_DECLINE_CODES, DeclineCode
 from smctrace.events import ConnectionId, ConnectionOutcome, Endpoint, EventSink, Role
 from smctrace.output.jsonl import JsonOutput
-from smctrace.pipeline import Tracer
 from smctrace.service import api, recent
 from smctrace.service.address import ListenAddressError, parse_listen_address
 from smctrace.service.metrics import HANDSHAKE_BUCKETS, decline_label, version_label
 from smctrace.service.sink import ServiceSink
 from tests.support import hostile
 from tests.support.service import merged_real_capture
+from tests.support.tracing import trace_capture
 
 
 def trace(path: Path, sink: EventSink) -> None:
     """smctrace -f PATH, in process, into ``sink`` (finish() included)."""
-    prefilter = Prefilter()
-    tracer = Tracer(sink, prefilter)
-    with CaptureFile(str(path)) as capture:
-        for frame in capture.frames(prefilter):
-            tracer.feed(frame)
-        frames = capture.frames_read
-    tracer.finish()
-    sink.finish(tracer.summary(frames))
+    trace_capture(path, sink)
 
 
 @pytest.fixture(scope="module")
@@ -285,11 +276,7 @@ def test_live_summary_then_final(traced: tuple[ServiceSink, list[dict[str, Any]]
     summary = events[-1]
     assert json.loads(api.summary(sink)) == summary  # after finish(): the final one
     live = ServiceSink(recent=10)
-    prefilter = Prefilter()
-    tracer = Tracer(live, prefilter)
-    with CaptureFile(str(merged)) as capture:
-        for frame in capture.frames(prefilter):
-            tracer.feed(frame)
+    tracer, _frames = trace_capture(merged, live, finish=False)
     live.tick(tracer.summary(123), tracer.tracker.followed)
     now = json.loads(api.summary(live))
     assert now["frames"] == 123

@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING
 
 import click
 
-from smctrace.cli.errors import UserError
+from smctrace.cli.errors import UsageError, UserError
 from smctrace.events import EventSink
 
 if TYPE_CHECKING:
@@ -22,7 +22,12 @@ def open_service(listen: str, recent: int, source: str, output: EventSink) -> Se
     """Listen now (still as root, so ports below 1024 work); serve later.  Its sink
     passes every event on to ``output``."""
     from smctrace.service import Service, ServiceError
+    from smctrace.service.address import ListenAddressError, parse_listen_address
 
+    try:
+        parse_listen_address(listen)
+    except ListenAddressError as exc:
+        raise UsageError(str(exc)) from None  # a bad option value, like click's own
     try:
         service = Service(listen, recent=recent, source=source, output=output)
         service.bind()

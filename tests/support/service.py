@@ -23,19 +23,14 @@ from typing import Any
 from tests.support import netlab
 
 REPO = Path(__file__).resolve().parents[2]
-REAL_CAPTURES = sorted((REPO / "tests" / "data" / "real-kernel").glob("*.pcap"))
-
-# Run inside the namespace: GET a URL, print the status on the first line, then the body.
-_FETCH = """
-import sys, urllib.error, urllib.request
-try:
-    reply = urllib.request.urlopen(sys.argv[1], timeout=float(sys.argv[2]))
-    status, body = reply.status, reply.read()
-except urllib.error.HTTPError as exc:
-    status, body = exc.code, exc.read()
-sys.stdout.buffer.write(b"%d\\n" % status + body)
-"""
-
+# The captures these tests count on (their connections, messages, outcomes): a fixed set,
+# so that a new real capture in tests/data does not change what they expect.
+REAL_CAPTURES = [REPO / "tests" / "data" / "real-kernel" / f"{name}.pcap" for name in (
+    "A-smc-lo-decline-k61", "A6-smc-lo-decline-v6-k612", "B-smc-client-tcp-server-k61",
+    "B2-tcp-client-smc-server-k612", "C-smcd-loopback-ism-k612lo",
+    "C6-smcd-loopback-ism-v6-k612lo", "D2-smcr-v2-rxe-k612",
+    "D7-smcr-v2-mixed-srv61-cli612-srv_k61-cli_k612", "F-smcd-v2-decline-noueid-k612lo",
+    "F2-smcr-server-no-rdma-k612")]
 
 class LiveTracer:
     """A running ``smctrace -i IFACE --json --http ...``; its JSON events are collected as
@@ -144,8 +139,9 @@ class ServiceLab:
 
     def fetch(self, url: str, timeout: float = 10) -> tuple[int, bytes]:
         """GET ``url`` from inside the namespace: (status, body)."""
-        proc = subprocess.run(self.argv(sys.executable, "-c", _FETCH, url, str(timeout)),
-                              capture_output=True, timeout=timeout + 20)
+        proc = subprocess.run(self.argv(sys.executable, "-m", "tests.support.fetch", url,
+                                        str(timeout)),
+                              capture_output=True, timeout=timeout + 20, cwd=REPO)
         if proc.returncode != 0:
             raise RuntimeError(f"GET {url}: {proc.stderr.decode(errors='replace')[-500:]}")
         status, _, body = proc.stdout.partition(b"\n")
