@@ -9,16 +9,12 @@ keep working after it switches back.
 
 from __future__ import annotations
 
-import contextlib
-import ctypes
-import ctypes.util
 import os
 import shutil
 import socket
 import struct
 import subprocess
 import time
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -29,9 +25,9 @@ from smctrace.frame import LINKTYPE_ETHERNET, LINKTYPE_LINUX_SLL2, Frame
 from smctrace.live import LiveCapture, LiveError, program_source
 from smctrace.match.bcc import bcc_problem
 from smctrace.packet import ACK, FIN, PSH, SYN
+from tests.support import netlab
 from tests.support.synth import tcp_frame
 
-CLONE_NEWNET = 0x40000000
 SENDER_MAC = bytes.fromhex("020000000001")
 RECEIVER_MAC = bytes.fromhex("020000000002")
 
@@ -47,65 +43,26 @@ BACKENDS = [
         BCC_PROBLEM is not None, reason=f"eBPF backend unavailable: {BCC_PROBLEM}")),
 ]
 
-_libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
-
-
-def ip(*args: str) -> None:
-    subprocess.run(["ip", *args], check=True, capture_output=True, timeout=10)
-
-
-@contextlib.contextmanager
-def inside(netns: str) -> Iterator[None]:
-    """Switch this thread into ``netns`` and back."""
-    original = os.open("/proc/thread-self/ns/net", os.O_RDONLY)
-    target = os.open(f"/run/netns/{netns}", os.O_RDONLY)
-    try:
-        if _libc.setns(target, CLONE_NEWNET) != 0:
-            raise OSError(ctypes.get_errno(), "setns")
-        try:
-            yield
-        finally:
-            if _libc.setns(original, CLONE_NEWNET) != 0:
-                raise OSError(ctypes.get_errno(), "setns back")
-    finally:
-        os.close(target)
-        os.close(original)
+inside = netlab.entered  # this thread in a namespace for a ``with`` block
 
 
 class Lab:
-    """A netns with a veth pair (sender end, capture end) and lo up."""
+    """A namespace with a veth pair (sender end, capture end) and lo up, made with
+    :class:`tests.support.netlab.NetLab`."""
 
-    def __init__(self) -> None:
-        tag = uuid.uuid4().hex[:8]
-        self.netns = f"smctrace-test-{tag}"
-        self.sender = f"smtA{tag}"
-        self.receiver = f"smtB{tag}"
-
-    def create(self) -> None:
-        ip("netns", "add", self.netns)
-        ip("-n", self.netns, "link", "add", self.sender, "type", "veth", "peer", "name",
-           self.receiver)
-        ip("-n", self.netns, "link", "set", self.sender, "address", SENDER_MAC.hex(":"))
-        ip("-n", self.netns, "link", "set", self.receiver, "address", RECEIVER_MAC.hex(":"))
-        for device in (self.sender, self.receiver, "lo"):
-            ip("-n", self.netns, "link", "set", device, "up")
-
-    def destroy(self) -> None:
-        subprocess.run(["ip", "netns", "del", self.netns], capture_output=True, timeout=10)
+    def __init__(self, net: netlab.NetLab) -> None:
+        self.net = net
+        self.netns = net.namespace("live")
+        self.sender, self.receiver = net.veth(
+            self.netns, macs=(SENDER_MAC.hex(":"), RECEIVER_MAC.hex(":")))
 
     def add_tun(self) -> tuple[str, int]:
-        """A tun device in the netns, up; returns its name and the fd whose writes arrive
-        on it as received IP packets."""
-        import fcntl
+        """A tun device in the namespace, up; its name and the fd whose writes arrive on
+        it as received IP packets."""
+        return self.net.tun(self.netns)
 
-        name = self.sender.replace("smtA", "smtT")
-        ip("-n", self.netns, "tuntap", "add", "dev", name, "mode", "tun")
-        ip("-n", self.netns, "link", "set", name, "up")
-        with inside(self.netns):
-            tun = os.open("/dev/net/tun", os.O_RDWR)
-        iff_tun, iff_no_pi, tunsetiff = 0x0001, 0x1000, 0x400454CA
-        fcntl.ioctl(tun, tunsetiff, struct.pack("16sH14x", name.encode(), iff_tun | iff_no_pi))
-        return name, tun
+    def delete(self, device: str) -> None:
+        self.net.run(self.netns, "ip", "link", "del", device)
 
     def sender_socket(self, device: str | None = None) -> socket.socket:
         with inside(self.netns):
@@ -122,16 +79,15 @@ class Lab:
 
 @pytest.fixture
 def lab() -> Iterator[Lab]:
-    lab = Lab()
-    try:
-        lab.create()
-    except (subprocess.CalledProcessError, OSError) as exc:
-        lab.destroy()
-        pytest.skip(f"cannot create a test network namespace: {exc}")
-    try:
+    problem = netlab.available()
+    if problem:
+        pytest.skip(problem)
+    with netlab.NetLab("smctl") as net:
+        try:
+            lab = Lab(net)
+        except netlab.NetLabError as exc:
+            pytest.skip(f"cannot create a test network namespace: {exc}")
         yield lab
-    finally:
-        lab.destroy()
 
 
 def clc(msg_type: int, length: int, version: int = 2) -> bytes:
@@ -320,7 +276,7 @@ def test_interface_removed_mid_trace(lab: Lab, backend: str) -> None:
                 assert frame is None
                 ticks += 1
                 if ticks == 2:
-                    ip("-n", lab.netns, "link", "del", lab.sender)
+                    lab.delete(lab.sender)
     finally:
         capture.close()
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import statistics
 import subprocess
 import tempfile
@@ -24,6 +25,13 @@ class Run:
 TIME = "/usr/bin/time"  # Debian's `time`: its child's rusage, not inflated by this process
 
 
+def tool_environment() -> dict[str, str]:
+    """The environment the tools run in: this one, but with Python's bytecode cache on
+    (a shell with PYTHONDONTWRITEBYTECODE would make every start compile every module,
+    which no user's smctrace does)."""
+    return {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
+
+
 def run(cmd: Sequence[str], *, capture: bool = False, env: dict[str, str] | None = None) -> Run:
     """Runs ``cmd`` under /usr/bin/time.
 
@@ -34,7 +42,8 @@ def run(cmd: Sequence[str], *, capture: bool = False, env: dict[str, str] | None
         start = time.perf_counter()
         proc = subprocess.run([TIME, "-f", "%U %S %M", "-o", report.name, *cmd],
                               stdout=subprocess.PIPE if capture else subprocess.DEVNULL,
-                              stderr=subprocess.DEVNULL, env=env, check=False)
+                              stderr=subprocess.DEVNULL, env=env or tool_environment(),
+                              check=False)
         wall = time.perf_counter() - start
         user, system, rss_kib = report.read().split()[-3:]
     return Run(wall, float(user) + float(system), int(rss_kib), proc.stdout or b"",

@@ -17,8 +17,10 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
+import fcntl
 import os
 import shutil
+import struct
 import subprocess
 from collections.abc import Iterator, Sequence
 from pathlib import Path
@@ -128,18 +130,22 @@ class NetLab:
 
     def veth(self, namespace: str, peer_namespace: str | None = None, *,
              addresses: tuple[str | None, str | None] = (None, None), mtu: int | None = None,
-             gso_max_segs: int | None = None, up: bool = True) -> tuple[str, str]:
+             gso_max_segs: int | None = None, up: bool = True,
+             macs: tuple[str | None, str | None] = (None, None)) -> tuple[str, str]:
         """A veth pair with one end in ``namespace`` and the other in ``peer_namespace``
-        (default: the same namespace); returns the two interface names."""
+        (default: the same namespace); ``addresses`` are IP addresses with their prefix,
+        ``macs`` link-layer addresses; returns the two interface names."""
         peer_namespace = peer_namespace or namespace
         end, peer = self._name("va"), self._name("vb")
         self.run(None, "ip", "link", "add", end, "netns", namespace, "type", "veth",
                  "peer", "name", peer, "netns", peer_namespace)
-        for ns, dev, address in ((namespace, end, addresses[0]),
-                                 (peer_namespace, peer, addresses[1])):
+        for ns, dev, address, mac in ((namespace, end, addresses[0], macs[0]),
+                                      (peer_namespace, peer, addresses[1], macs[1])):
             if address is not None:
                 self.run(ns, "ip", "addr", "add", address, "dev", dev)
             settings: list[str] = []
+            if mac is not None:
+                settings += ["address", mac]
             if mtu is not None:
                 settings += ["mtu", str(mtu)]
             if gso_max_segs is not None:
@@ -169,6 +175,18 @@ class NetLab:
         if up:
             self.run(namespace, "ip", "link", "set", name, "up")
         return name
+
+    def tun(self, namespace: str) -> tuple[str, int]:
+        """A tun device in ``namespace``, up; its name and the file descriptor whose
+        writes arrive on it as received IP packets (the caller closes it)."""
+        name = self._name("tn")
+        self.run(namespace, "ip", "tuntap", "add", "dev", name, "mode", "tun")
+        self.run(namespace, "ip", "link", "set", name, "up")
+        with entered(namespace):
+            fd = os.open("/dev/net/tun", os.O_RDWR)
+        iff_tun, iff_no_pi, tunsetiff = 0x0001, 0x1000, 0x400454CA
+        fcntl.ioctl(fd, tunsetiff, struct.pack("16sH14x", name.encode(), iff_tun | iff_no_pi))
+        return name, fd
 
     def read_counter(self, namespace: str, device: str, counter: str) -> int:
         """/sys/class/net/DEVICE/statistics/COUNTER, read inside ``namespace`` (sysfs shows
