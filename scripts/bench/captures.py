@@ -24,11 +24,10 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from smctrace.capture.pcapfile import CaptureFile
 from smctrace.capture.pcapwriter import PcapWriter
 from smctrace.match import rule
-from smctrace.packet import ACK, FIN, PSH, SYN, parse_frame
-from smctrace.streams import starts_clc
+from smctrace.packet import ACK, FIN, PSH, SYN
+from tests.support.real_messages import clc_messages
 from tests.support.synth import tcp_frame
 
 REPO = Path(__file__).resolve().parents[2]
@@ -67,22 +66,7 @@ SMCR_VARIED = ((38, 41), (41, 45), (46, 50), (52, 60), (61, 64))  # QPN, rkey, t
 
 def real_clc_messages() -> dict[str, list[tuple[str, bytes]]]:
     """(sender, message bytes) of each kind's real handshake."""
-    out: dict[str, list[tuple[str, bytes]]] = {}
-    for key, name in KINDS.items():
-        msgs: list[tuple[str, bytes]] = []
-        client_port = None
-        with CaptureFile(str(REAL / name)) as cap:
-            for frame in cap.frames():
-                seg = parse_frame(frame)
-                if seg is None:
-                    continue
-                if seg.flags & SYN and not seg.flags & ACK:
-                    client_port = seg.sport
-                if starts_clc(seg.payload):
-                    msgs.append(("client" if seg.sport == client_port else "server",
-                                 seg.payload))
-        out[key] = msgs
-    return out
+    return {key: clc_messages(REAL / name) for key, name in KINDS.items()}
 
 
 def vary(message: bytes, n: int, host: int) -> bytes:

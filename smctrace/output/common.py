@@ -4,8 +4,26 @@ from __future__ import annotations
 
 import math
 import time as _time
+from typing import TextIO
 
-from smctrace.events import ConnectionOutcome, TraceSummary
+from smctrace.events import ConnectionOutcome, EventSink, TraceSummary
+
+
+class LineOutput(EventSink):
+    """An output of whole lines: they wait in a list until flush(), which the tracer
+    calls once per batch of segments, so a busy trace makes one write per read of its
+    input, not one per line."""
+
+    def __init__(self, out: TextIO) -> None:
+        self._out = out
+        self._pending: list[str] = []
+        self._write = self._pending.append
+
+    def flush(self) -> None:
+        if self._pending:
+            self._out.write("".join(self._pending))
+            self._pending.clear()
+        self._out.flush()
 
 
 class Clock:

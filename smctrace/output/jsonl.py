@@ -16,7 +16,8 @@ from typing import Any, TextIO
 
 from smctrace import schema
 from smctrace.clc import ClcMessage
-from smctrace.events import ConnectionOutcome, EventSink, GapEvent, MessageEvent, TraceSummary
+from smctrace.events import ConnectionOutcome, GapEvent, MessageEvent, TraceSummary
+from smctrace.output.common import LineOutput
 
 # Encoded message tails kept (the oldest goes first beyond this).
 TAIL_CACHE_SIZE = 4096
@@ -45,12 +46,9 @@ def _make_encoder() -> Callable[[Any], str]:
 encode = _make_encoder()
 
 
-class JsonOutput(EventSink):
+class JsonOutput(LineOutput):
     def __init__(self, out: TextIO, *, reserved: bool = False, hex_dump: bool = False) -> None:
-        self._out = out
-        # Lines wait here until flush(): one write per batch of segments, not per line.
-        self._pending: list[str] = []
-        self._write = self._pending.append
+        super().__init__(out)
         self._reserved = reserved
         self._hex = hex_dump
         self._tails: dict[bytes, str] = {}
@@ -90,12 +88,6 @@ class JsonOutput(EventSink):
 
     def on_connection(self, outcome: ConnectionOutcome) -> None:
         self._emit(schema.connection_record(outcome))
-
-    def flush(self) -> None:
-        if self._pending:
-            self._out.write("".join(self._pending))
-            self._pending.clear()
-        self._out.flush()
 
     def finish(self, summary: TraceSummary) -> None:
         self._emit(schema.summary_record(summary))

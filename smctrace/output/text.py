@@ -8,24 +8,20 @@ from typing import Any, TextIO
 from smctrace.events import (
     ConnectionId,
     ConnectionOutcome,
-    EventSink,
     GapEvent,
     MessageEvent,
     TraceSummary,
 )
 from smctrace.output.clc_text import format_message, hexdump
-from smctrace.output.common import Clock, describe_outcome
+from smctrace.output.common import Clock, LineOutput, describe_outcome
 
 TEXT_CACHE_SIZE = 4096  # rendered messages kept (the oldest goes first)
 
 
-class TextOutput(EventSink):
+class TextOutput(LineOutput):
     def __init__(self, out: TextIO, *, timestamps: bool = True, hex_dump: bool = False,
                  reserved: bool = False, verbose: bool = False) -> None:
-        self._out = out
-        # Lines wait here until flush(): one write per batch of segments, not per line.
-        self._pending: list[str] = []
-        self._write = self._pending.append
+        super().__init__(out)
         self._verbose = verbose
         self._timestamps = timestamps
         self._hex = hex_dump
@@ -66,12 +62,6 @@ class TextOutput(EventSink):
     def on_connection(self, outcome: ConnectionOutcome) -> None:
         self._line(outcome.end, f"{outcome.conn.client} -> {outcome.conn.server}: "
                                 f"{describe_outcome(outcome)}")
-
-    def flush(self) -> None:
-        if self._pending:
-            self._out.write("".join(self._pending))
-            self._pending.clear()
-        self._out.flush()
 
     def finish(self, summary: TraceSummary) -> None:
         self.flush()

@@ -11,11 +11,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from smctrace.capture.pcapfile import CaptureFile
 from smctrace.capture.pcapwriter import PcapWriter
 from smctrace.frame import LINKTYPE_ETHERNET
-from smctrace.packet import ACK, FIN, PSH, SYN, parse_frame
-from smctrace.streams import starts_clc
+from smctrace.packet import ACK, FIN, PSH, SYN
+from tests.support.real_messages import clc_messages
 from tests.support.synth import tcp_frame
 
 SOURCE = Path(__file__).resolve().parents[1] / "data" / "real-kernel" / \
@@ -38,19 +37,8 @@ def _patched(payload: bytes, server: bool) -> bytes:
 
 def clc_payloads() -> list[tuple[str, bytes]]:
     """(sender, payload) of each CLC message of the real handshake, with hostile names."""
-    out: list[tuple[str, bytes]] = []
-    client_port = None
-    with CaptureFile(str(SOURCE)) as capture:
-        for frame in capture.frames():
-            seg = parse_frame(frame)
-            if seg is None:
-                continue
-            if seg.flags & SYN and not seg.flags & ACK:
-                client_port = seg.sport
-            if starts_clc(seg.payload):
-                sender = "client" if seg.sport == client_port else "server"
-                out.append((sender, _patched(seg.payload, sender == "server")))
-    return out
+    return [(sender, _patched(payload, sender == "server"))
+            for sender, payload in clc_messages(SOURCE)]
 
 
 def handshake_frames(client: str = "198.51.100.7", server: str = "198.51.100.8",
