@@ -180,16 +180,19 @@ def trace_live(interfaces: list[str], sink: CountingSink, *, backend: str, snapl
                 return True
             return deadline is not None and time.monotonic() >= deadline
 
-        for frame in capture.frames(should_stop, poll_interval=tick, wake_fd=wake_read):
-            if frame is None:
-                tracer.advance(time.time())  # idle: let late-Decline timers expire
-                sink.flush()
-                continue
-            frames += 1
-            sink.frame_messages.clear()
-            tracer.feed_frame(frame, rule=False)  # the kernel filter applied the rule
-            if writer is not None:
-                writer.write(frame, "; ".join(sink.frame_messages) or None)
+        # The kernel filter applied the rule: the engine parses and drops duplicates.
+        for batch in capture.batches(tracer.engine, should_stop, poll_interval=tick,
+                                     wake_fd=wake_read, keep_frames=writer is not None):
+            frames += batch.count
+            if writer is None:
+                tracer.feed_segments(batch.segments)
+            else:
+                for frame, segments in batch.per_frame():
+                    sink.frame_messages.clear()
+                    tracer.feed_segments(segments)
+                    writer.write(frame, "; ".join(sink.frame_messages) or None)
+            tracer.advance(time.time())  # let late-Decline timers expire
+            sink.flush()
     except (LiveError, PrivilegeError) as exc:
         raise UserError(str(exc)) from None
     finally:
