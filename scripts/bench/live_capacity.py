@@ -101,7 +101,8 @@ def once(lab: BenchLab, traffic: livetraffic.Handshakes, blob: Path, kind: str, 
         fail(f"{label}: the sender sent {sent['frames']} of {frames_total} frames")
     if kind in ("native", "python"):
         found = livetraffic.outcomes_of(tracer.lines())
-        run.lost, run.wrong, extra = livetraffic.compare(traffic.outcomes, found)
+        lost, run.wrong, extra = livetraffic.compare(traffic.outcomes, found)
+        run.lost = len(lost)
         run.traced = traffic.count - run.lost
         if run.wrong or extra:
             fail(f"{label}: {run.wrong} connections with the wrong outcome, {extra} never sent")

@@ -190,7 +190,7 @@ class TracerProcess:
         if not self.name.startswith("tcpdump"):
             for line in reversed(self.lines()):
                 if line.get("event") == "summary":
-                    return line
+                    return dict(line)
             raise RuntimeError(f"{self.name} printed no summary: {' | '.join(self.stderr)}")
         text = "\n".join(self.stderr)
         out: dict[str, Any] = {}

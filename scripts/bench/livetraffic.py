@@ -13,6 +13,7 @@ from typing import Any
 
 from bench.captures import real_clc_messages, smc_handshake
 from smctrace.frame import LINKTYPE_ETHERNET, Frame
+from smctrace.match.engine import Segment
 from smctrace.packet import SYN, parse_frame
 from tests.support.replay import write_blob
 from tests.support.synth import tcp_frame
@@ -37,6 +38,7 @@ class Handshakes:
 
     frames: list[list[bytes]]
     outcomes: dict[tuple[str, str], str]  # (client, server) as in the JSON -> outcome
+    kinds: dict[tuple[str, str], str]  # -> what kind of handshake it is
 
     @property
     def count(self) -> int:
@@ -47,13 +49,36 @@ class Handshakes:
 
     def head(self, count: int) -> Handshakes:
         keys = list(self.outcomes)[:count]
-        return Handshakes(self.frames[:count], {key: self.outcomes[key] for key in keys})
+        return Handshakes(self.frames[:count], {key: self.outcomes[key] for key in keys},
+                          {key: self.kinds[key] for key in keys})
+
+    def by_kind(self, keys: Iterable[tuple[str, str]]) -> dict[str, int]:
+        """How many of ``keys`` are of each kind."""
+        out: dict[str, int] = {}
+        for key in keys:
+            out[self.kinds[key]] = out.get(self.kinds[key], 0) + 1
+        return out
+
+
+def _parse(data: bytes) -> Segment:
+    seg = parse_frame(Frame(time=0.0, linktype=LINKTYPE_ETHERNET, data=data,
+                            orig_len=len(data)))
+    assert seg is not None
+    return seg
 
 
 def _endpoints(syn: bytes) -> tuple[str, str]:
-    seg = parse_frame(Frame(time=0.0, linktype=LINKTYPE_ETHERNET, data=syn, orig_len=len(syn)))
-    assert seg is not None and seg.flags & SYN
+    seg = _parse(syn)
+    assert seg.flags & SYN
     return f"{seg.src}:{seg.sport}", f"{seg.dst}:{seg.dport}"
+
+
+def _kind(frames: list[bytes], outcome: str) -> str:
+    if not _parse(frames[1]).smc_option:
+        return "fallback, SYN-ACK without the option"
+    if outcome == "smc":
+        return "smc"
+    return "fallback, Decline"
 
 
 def handshakes(count: int, *, mix: bool = False, first: int = 257) -> Handshakes:
@@ -63,16 +88,19 @@ def handshakes(count: int, *, mix: bool = False, first: int = 257) -> Handshakes
     rng: random.Random = random.Random(11) if mix else _Fixed()
     frames: list[list[bytes]] = []
     outcomes: dict[tuple[str, str], str] = {}
+    kinds: dict[tuple[str, str], str] = {}
     for n in range(first, first + count):
         mine: list[bytes] = []
         outcome = smc_handshake(mine.append, clc, n, rng)
         frames.append(mine)
-        outcomes[_endpoints(mine[0])] = outcome
-    return Handshakes(frames, outcomes)
+        key = _endpoints(mine[0])
+        outcomes[key] = outcome
+        kinds[key] = _kind(mine, outcome)
+    return Handshakes(frames, outcomes, kinds)
 
 
 def _ones_complement_sum(data: bytes) -> int:
-    total = sum(struct.unpack(f"!{len(data) // 2}H", data))
+    total: int = sum(struct.unpack(f"!{len(data) // 2}H", data))
     while total >> 16:
         total = (total & 0xFFFF) + (total >> 16)
     return total
@@ -126,10 +154,10 @@ def outcomes_of(lines: list[dict[str, Any]]) -> dict[tuple[str, str], str]:
 
 
 def compare(expected: dict[tuple[str, str], str], found: dict[tuple[str, str], str]
-            ) -> tuple[int, int, int]:
-    """(lost, wrong, extra): sent connections without an outcome, with another outcome
-    than sent, and connections reported that were never sent."""
-    lost = sum(1 for key in expected if key not in found)
+            ) -> tuple[list[tuple[str, str]], int, int]:
+    """(lost, wrong, extra): sent connections without an outcome (their keys), how many
+    with another outcome than sent, and how many reported that were never sent."""
+    lost = [key for key in expected if key not in found]
     wrong = sum(1 for key, outcome in expected.items()
                 if key in found and found[key] != outcome)
     extra = sum(1 for key in found if key not in expected)
