@@ -20,7 +20,7 @@ shared: figures are medians of --repeat rounds.
 
 Usage: scripts/bench_live.py [overhead|capacity|startup|flood|all ...] [--quick]
            [--repeat R] [--duration S] [--handshakes N] [--mix] [--profile]
-           [--flood-syns N] [--flood-rate FPS]
+           [--flood-syns N] [--flood-rate FPS] [--flood-senders K]
 Exits non-zero if a correctness check fails (non-SMC frames reached user space, a
 handshake lost or traced with the wrong outcome, a tracer did not start); performance
 targets are printed as met / NOT met.
@@ -67,7 +67,9 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--flood-handshakes", type=int, default=2000,
                         help="flood: real handshakes among them (2000)")
     parser.add_argument("--flood-rate", type=float, default=0.0,
-                        help="flood: frames/s (0: the sender's top speed)")
+                        help="flood: frames/s in all (0: the senders' top speed)")
+    parser.add_argument("--flood-senders", type=int, default=2,
+                        help="flood: sender processes, each with its share (2)")
     args = parser.parse_args(argv)
     chosen = set(args.sections or ["all"])
     unknown = chosen - {"all", *SECTIONS}
@@ -119,7 +121,8 @@ def run_sections(lab: BenchLab, args: argparse.Namespace, repeat: int) -> None:
                                   args.mix, repeat, args.profile)
         elif name == "flood":
             live_flood.section(lab, args.flood_syns or (1_000_000 if args.quick else 2_000_000),
-                               args.flood_handshakes, args.flood_rate, repeat)
+                               args.flood_handshakes, args.flood_rate, repeat,
+                               args.flood_senders)
 
 
 __all__ = ["main"]

@@ -50,15 +50,19 @@ class FloodRun:
         return self.cpu_s / self.syns * 1e6
 
 
-def once(lab: BenchLab, tool: str, blob: Path, syns: int, rate: float,
+def once(lab: BenchLab, tool: str, blobs: list[Path], syns: int, rate: float,
          traffic: livetraffic.Handshakes) -> FloodRun:
+    if tool == "none":
+        return unobserved(lab, blobs, syns, rate)
     tracer = tcpdump_tracer(lab) if tool == "tcpdump" else smctrace_tracer(lab, "bcc")
     try:
-        sender = Sender(lab, blob, rate)
+        senders = [Sender(lab, blob, rate / len(blobs)) for blob in blobs]
         before = lab.counters()
         cpu0 = tracer.cpu_ns()
-        sender.go()
-        sent = sender.result()
+        for sender in senders:
+            sender.go()
+        results = [sender.result() for sender in senders]
+        sent = {"seconds": max(result["seconds"] for result in results)}
         if tool == "tcpdump":
             time.sleep(1.0)
         else:
@@ -78,29 +82,49 @@ def once(lab: BenchLab, tool: str, blob: Path, syns: int, rate: float,
     return run
 
 
-def section(lab: BenchLab, syns: int, handshake_count: int, rate: float, repeat: int) -> None:
+def unobserved(lab: BenchLab, blobs: list[Path], syns: int, rate: float) -> FloodRun:
+    """The flood with no tracer attached: what the senders (and the kernel) manage alone."""
+    senders = [Sender(lab, blob, rate / len(blobs)) for blob in blobs]
+    before = lab.counters()
+    for sender in senders:
+        sender.go()
+    seconds = max(sender.result()["seconds"] for sender in senders)
+    after = lab.counters()
+    return FloodRun("none", syns, seconds, 0.0, summary={},
+                    veth={key: after[key] - before[key] for key in after})
+
+
+def section(lab: BenchLab, syns: int, handshake_count: int, rate: float, repeat: int,
+            senders: int) -> None:
     print(f"\n== flood: {syns} SMC SYNs (distinct 4-tuples, never answered) with "
-          f"{handshake_count} real handshakes in between, "
-          f"{'top speed' if not rate else f'paced at {rate:.0f} frames/s'}, "
+          f"{handshake_count} real handshakes in between, {senders} senders at "
+          f"{'top speed' if not rate else f'{rate:.0f} frames/s in all'}, "
           f"{repeat} rounds ==", flush=True)
     lab.set_mtu(1500)
     traffic = livetraffic.handshakes(handshake_count, mix=True, first=1)
     kinds = traffic.by_kind(traffic.kinds)
     t = time.monotonic()
-    frames = livetraffic.between(livetraffic.syn_flood(syns), traffic.frames, traffic.count)
+    flood = livetraffic.syn_flood(syns)
+    # Each sender its share of the flood with its share of the handshakes in between.
+    parts = [livetraffic.between(flood[i * syns // senders:(i + 1) * syns // senders],
+                                 traffic.frames[i::senders], len(traffic.frames[i::senders]))
+             for i in range(senders)]
+    del flood
+    frames_total = sum(len(part) for part in parts)
     outcomes = list(traffic.outcomes.values())
-    print(f"  {len(frames)} frames built in {time.monotonic() - t:.1f} s; real handshakes: "
+    print(f"  {frames_total} frames built in {time.monotonic() - t:.1f} s; real handshakes: "
           f"{outcomes.count('smc')} smc, {outcomes.count('fallback')} fallback {kinds}; filter "
           f"token bucket {rule.SYN_RATE} SMC SYNs/s per CPU, bursts of {rule.SYN_BURST}",
           flush=True)
-    runs: dict[str, list[FloodRun]] = {"smctrace": [], "tcpdump": []}
+    runs: dict[str, list[FloodRun]] = {"none": [], "smctrace": [], "tcpdump": []}
     with tempfile.TemporaryDirectory(prefix="smcbench-") as tmp:
-        blob = Path(tmp) / "flood.frames"
-        livetraffic.blob(blob, frames)
-        del frames
+        blobs = [Path(tmp) / f"flood{i}.frames" for i in range(senders)]
+        for blob, part in zip(blobs, parts, strict=True):
+            livetraffic.blob(blob, part)
+        del parts
         for round_no in range(repeat):
-            for tool in ("smctrace", "tcpdump"):
-                run = once(lab, tool, blob, syns, rate, traffic)
+            for tool in ("none", "smctrace", "tcpdump"):
+                run = once(lab, tool, blobs, syns, rate, traffic)
                 runs[tool].append(run)
                 print(f"  round {round_no + 1} {tool:9} {run.syn_rate:9.0f} SYN/s, CPU "
                       f"{run.cpu_s:.2f} s ({run.us_per_syn:.2f} us/SYN), veth drops "
@@ -133,9 +157,12 @@ def report(runs: dict[str, list[FloodRun]]) -> None:
     dump_us = med([r.us_per_syn for r in dump])
     lost = max(r.lost + r.wrong for r in mine)
     to_user = med([float(r.summary.get("received", 0)) for r in mine])
-    print(f"\n{'tool':10} {'SYN/s':>9} {'CPU s':>7} {'us/SYN':>7} {'x tcpdump':>10} "
+    print(f"\n{'tracer':10} {'SYN/s':>9} {'CPU s':>7} {'us/SYN':>7} {'x tcpdump':>10} "
           f"{'to user space':>14} {'dropped':>8}")
     for tool, tool_runs in runs.items():
+        if tool == "none":
+            print(f"{tool:10} {med([r.syn_rate for r in tool_runs]):9.0f}")
+            continue
         per = med([r.us_per_syn for r in tool_runs])
         user = med([float(r.summary.get("received", r.summary.get("captured", 0)))
                     for r in tool_runs])
@@ -150,6 +177,8 @@ def report(runs: dict[str, list[FloodRun]]) -> None:
           f"seen_by_filter {last.get('seen_by_filter')}, kept {last.get('kept')}, received "
           f"{last.get('received')}, dropped {last.get('dropped')}")
     print(f"  frames to user space per flood SYN: {to_user / mine[-1].syns:.4f}")
+    print("  (SYN/s: the senders' rate; the kernel runs each tracer's socket filter in the "
+          "senders' time, so a costlier filter slows the flood itself: 'none' is no tracer)")
     print()
     print(f"target: flood >= {SYN_RATE_TARGET} SYN/s -> {rate:.0f} "
           f"{verdict(rate >= SYN_RATE_TARGET)}")
