@@ -22,18 +22,21 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from bench import livetraffic
+from bench import livetraffic, measure
 from bench.livelab import (
     PYTHON,
     BenchLab,
     Sender,
     TracerProcess,
+    smctrace_path,
     smctrace_tracer,
     tcpdump_tracer,
     wait_caught_up,
 )
 from bench.measure import verdict
 from bench.report import fail
+from smctrace.capture.pcapwriter import PcapWriter
+from smctrace.frame import LINKTYPE_ETHERNET
 
 RATE_TARGET = 10_000  # handshakes/s traced, none lost
 CPU_TARGET_US = 50.0  # tracer CPU per handshake
@@ -111,6 +114,18 @@ def once(lab: BenchLab, traffic: livetraffic.Handshakes, blob: Path, kind: str, 
     return run
 
 
+def offline_us(traffic: livetraffic.Handshakes, directory: Path, repeat: int) -> float:
+    """CPU per handshake of ``smctrace -f FILE --json`` on the same frames: the decoder,
+    tracker and JSON output alone, without any capture in front of them."""
+    path = directory / "handshakes.pcap"
+    with path.open("wb") as out:
+        writer = PcapWriter(out, LINKTYPE_ETHERNET)
+        for index, frame in enumerate(traffic.flat()):
+            writer.write(1_800_000_000 + index * 1e-5, frame)
+    runs = [measure.run([smctrace_path(), "-f", str(path), "--json"]) for _ in range(repeat)]
+    return statistics.median(r.cpu for r in runs) / traffic.count * 1e6
+
+
 def print_profile(path: Path, limit: int = 22) -> None:
     stats = pstats.Stats(str(path))
     print(f"\nprofile of smctrace (cProfile, fresh process, top {limit} by own time):")
@@ -153,10 +168,11 @@ def section(lab: BenchLab, count: int, mix: bool, repeat: int, profile: bool) ->
                 print_profile(path)
         finally:
             lab.set_mtu(1500)
-    report(results, count)
+        offline = offline_us(traffic, Path(tmp), repeat)
+    report(results, count, offline)
 
 
-def report(results: dict[str, list[CapacityRun]], count: int) -> None:
+def report(results: dict[str, list[CapacityRun]], count: int, offline: float) -> None:
     def med(values: list[float]) -> float:
         return statistics.median(values)
 
@@ -199,3 +215,6 @@ def report(results: dict[str, list[CapacityRun]], count: int) -> None:
     c_alone, py_alone = rows["recv path alone (C)"][4], rows["recv path alone (Py)"][4]
     print(f"  receive path: C {c_alone:.1f} us/handshake alone, Python {py_alone:.1f}; "
           f"whole tracer {paced_us:.1f} us with the C path, {py:.1f} with the Python path")
+    print(f"  decoder, tracker and JSON alone (smctrace -f --json on the same frames): "
+          f"{offline:.1f} us/handshake, i.e. at most {1e6 / offline:.0f} handshakes/s on "
+          f"one core whatever the capture path")
