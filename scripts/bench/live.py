@@ -88,6 +88,8 @@ def main(argv: list[str] | None = None) -> int:
             raise SystemExit(f"{tool} not found (apt-get install iproute2 tcpdump iperf3)")
     repeat = args.repeat or (2 if args.quick else 3)
     signal.signal(signal.SIGTERM, _terminate)
+    # Ctrl-C also when started in the background (where SIGINT is inherited ignored).
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     started = time.monotonic()
     print(f"smctrace: {smctrace_path()}; kernel {os.uname().release}; {os.cpu_count()} CPUs; "
           f"load average {os.getloadavg()[0]:.2f}")
