@@ -21,7 +21,7 @@ from bench import livetraffic  # noqa: E402
 
 
 def _checksum_ok(header: bytes) -> bool:
-    total = sum(struct.unpack("!10H", header))
+    total: int = sum(struct.unpack("!10H", header))
     while total >> 16:
         total = (total & 0xFFFF) + (total >> 16)
     return total == 0xFFFF
