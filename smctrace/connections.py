@@ -129,7 +129,7 @@ class ConnectionTracker:
 
     @property
     def followed(self) -> int:
-        """Connections followed right now."""
+        """Connections followed right now (no outcome reported yet)."""
         return len(self._conns)
 
     # -- segments ---------------------------------------------------------------------

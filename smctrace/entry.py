@@ -7,7 +7,9 @@ the command then stops at once with its summary, as it does for a signal during 
 
 from __future__ import annotations
 
-import signal
+# _signal, not signal: the signal module builds its enums first (milliseconds in which a
+# Ctrl-C would still end in a traceback).
+import _signal  # type: ignore[import-not-found]  # no stubs; the module is CPython's
 from types import FrameType
 
 # Signals that arrived before (or while) the command set up its own handlers.
@@ -18,9 +20,11 @@ def _remember(signum: int, _frame: FrameType | None) -> None:
     pending.append(signum)
 
 
+_signal.signal(_signal.SIGINT, _remember)
+_signal.signal(_signal.SIGTERM, _remember)
+
+
 def main() -> None:
-    signal.signal(signal.SIGINT, _remember)
-    signal.signal(signal.SIGTERM, _remember)
     from smctrace.cli import main as command
 
     command(prog_name="smctrace")

@@ -10,7 +10,7 @@ drives (ptcpdump's ``PacketWriter{Write, Flush, Close}`` is the model).
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Literal, NamedTuple
 
 from smctrace.clc import ClcMessage, Decline, describe_decline
 
@@ -19,8 +19,9 @@ Outcome = Literal["smc", "fallback", "failed", "incomplete"]
 OUTCOMES: tuple[Outcome, ...] = ("smc", "fallback", "failed", "incomplete")
 
 
-@dataclass(slots=True, frozen=True)
-class Endpoint:
+# Events are made for every message and connection: named tuples (hashable, as keys) and
+# slot classes, not frozen dataclasses, whose __init__ costs six times as much.
+class Endpoint(NamedTuple):
     ip: str
     port: int
 
@@ -28,13 +29,12 @@ class Endpoint:
         return f"[{self.ip}]:{self.port}" if ":" in self.ip else f"{self.ip}:{self.port}"
 
 
-@dataclass(slots=True, frozen=True)
-class ConnectionId:
+class ConnectionId(NamedTuple):
     client: Endpoint
     server: Endpoint
 
 
-@dataclass(slots=True, frozen=True)
+@dataclass(slots=True)
 class MessageEvent:
     """One decoded CLC message on a connection."""
 
@@ -45,7 +45,7 @@ class MessageEvent:
     frame: int
 
 
-@dataclass(slots=True, frozen=True)
+@dataclass(slots=True)
 class GapEvent:
     """Bytes of a CLC phase that the capture never saw."""
 
@@ -56,7 +56,7 @@ class GapEvent:
     missing: int
 
 
-@dataclass(slots=True, frozen=True)
+@dataclass(slots=True)
 class ConnectionOutcome:
     """How one connection's SMC negotiation ended."""
 
@@ -121,6 +121,8 @@ class TraceSummary:
     silent_smc: int = 0
     # things that could not be searched or may have been missed, one line each
     warnings: list[str] = field(default_factory=list)
+    # part of the input could not be searched at all (link types, cut headers): exit 3
+    unsearched: bool = False
 
 
 class EventSink:

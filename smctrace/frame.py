@@ -19,6 +19,10 @@ class CaptureError(Exception):
     """
 
 
+class FilterError(Exception):
+    """A filter expression libpcap rejects (for a link type), or no libpcap: one line."""
+
+
 @dataclass(slots=True, frozen=True)
 class Frame:
     """One captured frame, as the capture source delivered it."""

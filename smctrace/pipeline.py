@@ -12,7 +12,7 @@ ticks live.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 from smctrace.connections import ConnectionTracker
@@ -30,9 +30,15 @@ class Tracer:
 
     def __init__(self, sink: EventSink, engine: EngineLike | None = None, *,
                  sees_plain_syns: bool = True, max_connections: int = MAX_CONNECTIONS,
-                 max_pending: int = MAX_PENDING) -> None:
+                 max_pending: int = MAX_PENDING,
+                 after_segment: Callable[[SegmentTuple], bool] | None = None) -> None:
+        """``after_segment`` sees every segment once the tracker has (-w writes it, -c
+        and --duration check their limits); when it returns True the trace stops."""
         self.sink = sink
-        self.engine = engine if engine is not None else new_engine()
+        self.engine = engine if engine is not None else new_engine(
+            max_connections=max_connections, max_pending=max_pending)
+        self.after_segment = after_segment
+        self.stopped = False  # after_segment asked to stop
         self._sees_plain_syns = sees_plain_syns
         self.tracker = ConnectionTracker(sink, max_connections=max_connections,
                                          max_pending=max_pending)
@@ -41,13 +47,19 @@ class Tracer:
         self._out: list[Any] = []
 
     def feed_segments(self, segments: Iterable[SegmentTuple]) -> None:
-        """Segments that crossed the rule, in capture order."""
+        """Segments that crossed the rule, in capture order (none once stopped)."""
+        if self.stopped:
+            return
         on_segment = self.tracker.on_segment
+        after = self.after_segment
         for seg in segments:
             self.segments += 1
             on_segment(seg)
             if seg[0] >= self._next_advance:
                 self.advance(seg[0])
+            if after is not None and after(seg):
+                self.stopped = True
+                return
 
     def feed_frame(self, frame: Frame, *, rule: bool) -> None:
         """One frame; ``rule=False`` when a kernel filter already applied the rule."""
@@ -64,13 +76,15 @@ class Tracer:
         self.tracker.advance(now)
 
     def finish(self) -> None:
-        """End of input: what the engine still held crosses, then every connection ends."""
+        """End of input: what the engine still held crosses, then every connection ends
+        (after a stop, e.g. -c, nothing more is reported)."""
         out = self._out
         self.engine.finish(out)
         if out:
             self.feed_segments(out)
             out.clear()
-        self.tracker.finish()
+        if not self.stopped:
+            self.tracker.finish()
 
     def summary(self, frames: int, snaplens: Iterable[int] = ()) -> TraceSummary:
         """The counts, and a warning line for everything that could not be searched."""
@@ -92,6 +106,7 @@ class Tracer:
                                          a, ap, b, bp in counters["unanswered_pickup_sample"]],
             evicted=t.evicted, split_messages=t.split_messages, silent_smc=t.silent_smc)
         summary.warnings = warnings(counters, snaplens)
+        summary.unsearched = bool(counters["unsupported"] or counters["cut_headers"])
         return summary
 
 

@@ -48,7 +48,7 @@ def could_be_clc_prefix(data: bytes) -> bool:
     return data[:n] in (EYECATCHER_R[:n], EYECATCHER_D[:n])
 
 
-@dataclass(slots=True, frozen=True)
+@dataclass(slots=True)
 class StreamMessage:
     """The bytes of one CLC message, framed by the header's length field."""
 
@@ -59,7 +59,7 @@ class StreamMessage:
     truncated: bool = False  # the stream ended (or a hole opened) before `length` bytes
 
 
-@dataclass(slots=True, frozen=True)
+@dataclass(slots=True)
 class StreamGap:
     """Bytes the capture never saw: reported, never glued over."""
 
@@ -68,7 +68,7 @@ class StreamGap:
     missing: int  # number of missing bytes (0 if unknown)
 
 
-@dataclass(slots=True, frozen=True)
+@dataclass(slots=True)
 class StreamData:
     """Payload that is not CLC: the CLC phase of this direction is over."""
 

@@ -175,12 +175,12 @@ def test_wire_strings_never_reach_the_terminal_raw(tmp_path: Path) -> None:
 
 def test_json_and_table_are_exclusive() -> None:
     result = run("-f", str(SMCD), "--json", "--table")
-    assert result.exit_code == 1 and "cannot be combined" in result.stderr
+    assert result.exit_code == 2 and "cannot be combined" in result.stderr
 
 
 def test_needs_a_source() -> None:
     result = run()
-    assert result.exit_code == 1 and "-f FILE or -i IFACE" in result.stderr
+    assert result.exit_code == 2 and "-f FILE or -i IFACE" in result.stderr
 
 
 def test_split_and_reordered_handshake_in_a_file(tmp_path: Path) -> None:

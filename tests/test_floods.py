@@ -9,6 +9,7 @@ beyond that counted (with a sample) and never decoded.
 from __future__ import annotations
 
 import io
+import json
 from pathlib import Path
 from typing import Any
 
@@ -170,3 +171,38 @@ def test_a_lone_confirm_picked_up_is_reported_after_the_wait_not_lost() -> None:
     sink, summary = trace(confirm + later)
     assert [m.message.kind for m in sink.messages] == ["confirm"]
     assert summary.unanswered_midstream == 0
+
+
+def test_a_full_connection_table_says_so(tmp_path: Path) -> None:
+    """Ten connections open at once through a table of four: the six oldest are
+    reported evicted (not "capture ended"), and the summary counts them."""
+    from click.testing import CliRunner
+
+    from smctrace.cli import main
+
+    frames: list[tuple[float, bytes]] = []
+    for n in range(10):
+        port = 40000 + n
+        frames.append((1.0 + n * 0.001, tcp_frame("10.9.0.1", "10.9.0.2", port, 7001,
+                                                  flags=SYN, seq=100, smc_option=True)))
+        frames.append((1.0 + n * 0.001 + 0.0001, tcp_frame(
+            "10.9.0.2", "10.9.0.1", 7001, port, flags=SYN | ACK, seq=500, ack=101,
+            smc_option=True)))
+    for n in range(10):
+        frames.append((2.0 + n * 0.001, tcp_frame("10.9.0.2", "10.9.0.1", 7001, 40000 + n,
+                                                  flags=ACK | 0x01, seq=501)))
+    path = tmp_path / "ten.pcap"
+    with path.open("wb") as stream:
+        writer = PcapWriter(stream, LINKTYPE_ETHERNET)
+        for time, frame in frames:
+            writer.write(time, frame)
+    result = CliRunner().invoke(main, ["-f", str(path), "--json", "--max-connections", "4"])
+    assert result.exit_code == 0, result.stderr
+    lines = [json.loads(line) for line in result.stdout.splitlines()]
+    reasons = [e["reason"] for e in lines if e["event"] == "connection"]
+    evicted = [r for r in reasons if r.startswith("evicted: connection table full")]
+    assert len(evicted) == 6 and "(4 connections followed at once)" in evicted[0]
+    assert lines[-1]["evicted"] == 6
+    assert "6 evicted (connection table full)" in result.stderr
+    plain = CliRunner().invoke(main, ["-f", str(path), "--json"])
+    assert json.loads(plain.stdout.splitlines()[-1])["evicted"] == 0

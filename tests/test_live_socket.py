@@ -20,6 +20,7 @@ import subprocess
 import time
 import uuid
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -360,17 +361,20 @@ def test_start_up_time(lab: Lab, backend: str) -> None:
 @pytest.mark.parametrize("suffix", [".pcap", ".pcapng"])
 def test_traced_frames_saved(lab: Lab, tmp_path: Any, suffix: str) -> None:
     from smctrace.capture.pcapfile import CaptureFile
+    from smctrace.output.pcap import FrameWriter
 
     sender = lab.sender_socket()
     handshake = smc_handshake("10.5.0.1", "10.5.0.2", 40005)
     path = str(tmp_path / f"trace{suffix}")
     with lab.capture([lab.receiver], "cbpf") as capture:
-        writer = capture.open_writer(path)
+        writer = FrameWriter(path, capture.snaplen)
+        for name, linktype in capture.interface_link_types():
+            writer.add_interface(name, linktype)
         for _, frame in handshake:
             sender.send(frame)
         frames = collect(capture, len(EXPECTED["cbpf"]))
         for frame in frames:
-            writer.write(frame)
+            writer.write(frame.interface, frame.time, frame.data, frame.orig_len)
         writer.close()
     sender.close()
     with CaptureFile(path) as saved:
@@ -467,31 +471,27 @@ def test_bcc_compile_is_quiet(lab: Lab, capfd: Any) -> None:
 
 
 def test_unprivileged_user_gets_one_line(tmp_path: Any) -> None:
-    """Without CAP_NET_RAW/CAP_BPF attach() says what is missing."""
+    """Without CAP_NET_RAW/CAP_BPF, smctrace -i says what is missing, in one line."""
+    import sys
+
     setpriv = shutil.which("setpriv")
     if setpriv is None:
         pytest.skip("setpriv (util-linux) is not installed")
-    script = (
-        "from smctrace.live import LiveCapture, LiveError\n"
-        "for backend in ('cbpf', 'bcc', 'auto'):\n"
-        "    try:\n"
-        "        LiveCapture(['lo'], backend=backend).attach()\n"
-        "    except LiveError as exc:\n"
-        "        print(backend, exc)\n"
-    )
-    import sys
-
-    result = subprocess.run(
-        [setpriv, "--reuid=65534", "--regid=65534", "--clear-groups", "--inh-caps=-all",
-         sys.executable, "-c", script],
-        capture_output=True, text=True, timeout=60, cwd=tmp_path,
-        env={**os.environ, "PYTHONPATH": os.path.dirname(os.path.dirname(__file__))},
-    )
-    lines = result.stdout.splitlines()
-    assert lines[0] == "cbpf live capture needs root or CAP_NET_RAW (try sudo)", result.stderr
-    assert lines[1].startswith("bcc ")
-    assert "CAP_NET_RAW" in lines[1] or "CAP_BPF" in lines[1]
-    assert lines[2] == "auto live capture needs root or CAP_NET_RAW (try sudo)"
+    script = Path(sys.executable).parent / "smctrace"
+    command = [str(script)] if script.exists() else [sys.executable, "-m", "smctrace"]
+    for backend in ("cbpf", "bcc", "auto"):
+        result = subprocess.run(
+            [setpriv, "--reuid=65534", "--regid=65534", "--clear-groups", "--inh-caps=-all",
+             *command, "-i", "lo", "--backend", backend, "--duration", "1"],
+            capture_output=True, text=True, timeout=60, cwd=tmp_path,
+            env={**os.environ, "PYTHONPATH": os.path.dirname(os.path.dirname(__file__))},
+        )
+        lines = result.stderr.splitlines()
+        assert result.returncode == 1 and len(lines) == 1, result.stderr
+        if backend == "bcc":
+            assert "CAP_NET_RAW" in lines[0] or "CAP_BPF" in lines[0]
+        else:
+            assert lines[0] == "smctrace: live capture needs root or CAP_NET_RAW (try sudo)"
 
 
 @pytest.mark.parametrize("backend", BACKENDS)
@@ -522,3 +522,17 @@ def test_several_interfaces(lab: Lab, backend: str) -> None:
     assert by_interface[1].data == by_interface[0].data  # left A
     assert by_interface[2].linktype == LINKTYPE_LINUX_SLL2
     assert by_interface[2].data[20:] == syn_raw
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_too_little_socket_option_memory_is_raised_once(lab: Lab, backend: str) -> None:
+    """Linux before 6.9 allows 20480 bytes of socket option memory by default, less than
+    a filter is charged: smctrace raises the limit of its network namespace and says so."""
+    optmem = "/proc/sys/net/core/optmem_max"
+    subprocess.run(["ip", "netns", "exec", lab.netns, "sh", "-c", f"echo 20480 > {optmem}"],
+                   check=True, timeout=10)
+    with lab.capture([lab.receiver], backend) as capture:
+        assert capture.notice is not None
+        assert "raised net.core.optmem_max from 20480 to 131072" in capture.notice
+    with inside(lab.netns):
+        assert Path(optmem).read_text().strip() == "131072"

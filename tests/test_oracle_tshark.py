@@ -10,14 +10,9 @@ and is not compared; an smc field name that is not in the map fails the test.
 
 from __future__ import annotations
 
-import functools
-import json
-import shutil
 import struct
-import subprocess
 from collections import defaultdict
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -25,10 +20,12 @@ import pytest
 
 from smctrace.clc import AcceptConfirm, ClcMessage, Proposal, decode
 from smctrace.schema import message_fields
+from tests.support import tshark_oracle
+from tests.support.tshark_oracle import TsharkField, TsharkPdu
 from tests.test_clc_vectors import ALL_VECTORS, SPEC_8_2
 
 REAL = Path(__file__).resolve().parent / "data" / "real-kernel"
-TSHARK = shutil.which("tshark")
+TSHARK = tshark_oracle.TSHARK
 
 needs_tshark = pytest.mark.skipif(TSHARK is None, reason="tshark is not installed")
 
@@ -36,63 +33,8 @@ needs_tshark = pytest.mark.skipif(TSHARK is None, reason="tshark is not installe
 # --- running tshark and collecting PDUs ------------------------------------------------
 
 
-@dataclass
-class TsharkField:
-    name: str
-    show: str
-    offset: int  # inside the CLC message
-    size: int
-
-
-@dataclass
-class TsharkPdu:
-    frame: int
-    data: bytes
-    fields: list[TsharkField]
-    malformed: bool
-
-
-def _flatten(node: dict[str, Any], base: int) -> Iterator[TsharkField]:
-    for key, value in node.items():
-        if key.endswith("_raw"):
-            continue
-        if key.endswith("_tree"):
-            for sub in value if isinstance(value, list) else [value]:
-                yield from _flatten(sub, base)
-            continue
-        raw = node.get(key + "_raw")
-        assert raw is not None, f"no raw data for {key}"
-        shows = value if isinstance(value, list) else [value]
-        raws = raw if isinstance(raw[0], list) else [raw]
-        assert len(shows) == len(raws), key
-        for show, r in zip(shows, raws, strict=True):
-            yield TsharkField(key, show, r[1] - base, r[2])
-
-
-@functools.cache
 def tshark_pdus(pcap: Path) -> tuple[TsharkPdu, ...]:
-    assert TSHARK is not None
-    proc = subprocess.run(
-        [TSHARK, "-r", str(pcap), "-Y", "smc.clc_msg", "-T", "json", "--no-duplicate-keys", "-x"],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=True,
-    )
-    out: list[TsharkPdu] = []
-    for packet in json.loads(proc.stdout or "[]"):
-        layers = packet["_source"]["layers"]
-        smcs = layers["smc"] if isinstance(layers["smc"], list) else [layers["smc"]]
-        raws = layers["smc_raw"] if isinstance(layers["smc_raw"][0], list) else [layers["smc_raw"]]
-        frame = int(layers["frame"]["frame.number"])
-        for smc, raw in zip(smcs, raws, strict=True):
-            if "smc.clc_msg" not in smc:  # LLC/CDC over RoCE, not CLC
-                continue
-            data = bytes.fromhex(raw[0])
-            assert len(data) == raw[2]
-            fields = list(_flatten(smc, raw[1]))
-            out.append(TsharkPdu(frame, data, fields, "_ws.malformed" in layers))
-    return tuple(out)
+    return tshark_oracle.pdus(pcap)
 
 
 # --- expected tshark values from smctrace's decode -------------------------------------

@@ -65,6 +65,50 @@ EXPECTED: dict[str, tuple[int, int, list[dict[str, Any]]]] = {
         server="192.0.2.1:7001", syn_option=True, synack_option=True,
         messages=[("client", "proposal", 2, 156), ("server", "decline", 2, 44)],
         decline=(0x03030002, "server"))]),
+    # issue 12: new kernel generations (k510 = 5.10, k617 = 6.17, k7 = self-built 7.3)
+    "C-smcd-loopback-ism-k7": (11, 0, [dict(
+        outcome="smc", path="SMC-D", version=2, release=1, client="127.0.0.1:47274",
+        server="127.0.0.1:7001", syn_option=True, synack_option=True,
+        messages=[("client", "proposal", 2, 224),
+                  ("server", "accept", 2, 130), ("client", "confirm", 2, 130)],
+        decline=None)]),
+    "D2-smcr-v2-rxe-k7": (45, 0, [dict(
+        outcome="smc", path="SMC-R", version=2, release=1, client="192.0.2.2:51356",
+        server="192.0.2.1:7001", syn_option=True, synack_option=True,
+        messages=[("client", "proposal", 2, 224),
+                  ("server", "accept", 2, 160), ("client", "confirm", 2, 180)],
+        decline=None)]),
+    "M-smcr-v2-mapped-v6-k617": (45, 0, [dict(
+        outcome="smc", path="SMC-R", version=2, release=1, client="192.0.2.2:60228",
+        server="192.0.2.1:7001", syn_option=True, synack_option=True,
+        messages=[("client", "proposal", 2, 156),
+                  ("server", "accept", 2, 160), ("client", "confirm", 2, 180)],
+        decline=None)]),
+    "M-smcr-v2-mapped-v6-k612": (17, 0, [dict(
+        outcome="fallback", path=None, version=None, release=None, client="192.0.2.2:34870",
+        server="192.0.2.1:7001", syn_option=True, synack_option=True,
+        messages=[("client", "decline", 1, 28)],
+        decline=(0x03030000, "client"))]),
+    "D2-smcr-v2-rxe-k510": (20, 0, [dict(
+        outcome="fallback", path=None, version=None, release=None, client="192.0.2.2:48356",
+        server="192.0.2.1:7001", syn_option=True, synack_option=True,
+        messages=[("client", "decline", 1, 28)],
+        decline=(0x03030000, "client"))]),
+    "X2-smcr-mixed-srv510-cli7-srv_k510-cli_k7": (19, 0, [dict(
+        outcome="fallback", path=None, version=None, release=None, client="192.0.2.2:56224",
+        server="192.0.2.1:7001", syn_option=True, synack_option=True,
+        messages=[("client", "proposal", 2, 224), ("server", "decline", 1, 28)],
+        decline=(0x03030000, "server"))]),
+    "S-smcr-syncookies-k7": (17, 0, [dict(
+        outcome="fallback", path=None, version=None, release=None, client="192.0.2.2:57478",
+        server="192.0.2.1:7001", syn_option=True, synack_option=False,
+        messages=[],
+        decline=None)]),
+    "F2-smcr-server-no-rdma-k7": (18, 0, [dict(
+        outcome="fallback", path=None, version=None, release=None, client="192.0.2.2:36706",
+        server="192.0.2.1:7001", syn_option=True, synack_option=True,
+        messages=[("client", "proposal", 2, 224), ("server", "decline", 2, 44)],
+        decline=(0x03030007, "server"))]),
 }
 
 

@@ -12,7 +12,7 @@ import pytest
 
 from smctrace.capture.pcapfile import CaptureFile
 from smctrace.capture.pcapwriter import PcapngWriter, PcapWriter
-from smctrace.cli import EXIT_NOT_SEARCHED
+from smctrace.exitcodes import NOT_SEARCHED
 
 REPO = Path(__file__).resolve().parents[1]
 REAL = REPO / "tests" / "data" / "real-kernel" / "C-smcd-loopback-ism-k612lo.pcap"
@@ -37,7 +37,7 @@ def test_unsupported_link_type_is_named_and_exits_non_zero(tmp_path: Path) -> No
     path = tmp_path / "user0.pcap"
     rewrite(path, linktype=LINKTYPE_USER0)
     text = smctrace(path)
-    assert text.returncode == EXIT_NOT_SEARCHED
+    assert text.returncode == NOT_SEARCHED.code
     assert text.stderr.splitlines()[-1] == (
         "smctrace: warning: 11 frames of link type 147 (USER0) could not be searched: "
         "smctrace reads Ethernet, Linux cooked (SLL, SLL2), raw IP and BSD loopback frames")
@@ -58,7 +58,7 @@ def test_a_pcapng_mixing_link_types_warns_for_the_unsupported_one(tmp_path: Path
             writer.write(eth, frame.time, frame.data)
         writer.write(other, frames[-1].time, frames[0].data)
     result = smctrace(path)
-    assert result.returncode == EXIT_NOT_SEARCHED
+    assert result.returncode == NOT_SEARCHED.code
     assert "1 frame of link type 147 (USER0) could not be searched" in result.stderr
     assert "SMC-D v2.1 established" in result.stdout  # the rest was searched
 
@@ -67,7 +67,7 @@ def test_64_byte_snap_length_says_nothing_could_be_searched(tmp_path: Path) -> N
     path = tmp_path / "snap64.pcap"
     rewrite(path, snaplen=64)
     result = smctrace(path)
-    assert result.returncode == EXIT_NOT_SEARCHED
+    assert result.returncode == NOT_SEARCHED.code
     assert ("smctrace: warning: 11 TCP segments cut inside their headers by the capture's "
             "snap length (64 bytes) could not be searched") in result.stderr
     summary = json.loads(smctrace(path, "--json").stdout.splitlines()[-1])

@@ -18,6 +18,7 @@ import pstats
 import statistics
 import tempfile
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -61,7 +62,8 @@ class CapacityRun:
         return self.cpu_s / self.handshakes * 1e6
 
 
-def start(lab: BenchLab, kind: str, profile: Path | None = None) -> TracerProcess:
+def start(lab: BenchLab, kind: str, profile: Path | None = None,
+          extra: Sequence[str] = ()) -> TracerProcess:
     if kind == "tcpdump":
         return tcpdump_tracer(lab)
     if kind.startswith("probe"):
@@ -70,13 +72,17 @@ def start(lab: BenchLab, kind: str, profile: Path | None = None) -> TracerProces
         tracer = TracerProcess(f"receive path alone ({kind[6:]})", cmd, "tracing on")
         tracer.wait_ready()
         return tracer
-    return smctrace_tracer(lab, "bcc", python_receive=kind == "python", profile=profile)
+    return smctrace_tracer(lab, "bcc", python_receive=kind == "python", profile=profile,
+                           extra=extra)
 
 
 def once(lab: BenchLab, traffic: livetraffic.Handshakes, blob: Path, kind: str, rate_hs: float,
-         label: str, profile: Path | None = None) -> CapacityRun:
+         label: str, profile: Path | None = None, extra: Sequence[str] = ()) -> CapacityRun:
+    """One run: ``kind`` is native or python (smctrace with that receive path, ``extra``
+    arguments added), tcpdump, or probe/native or probe/python (the receive path alone);
+    ``rate_hs`` handshakes/s (0: top speed)."""
     frames_total = sum(len(frames) for frames in traffic.frames)
-    tracer = start(lab, kind, profile)
+    tracer = start(lab, kind, profile, extra)
     try:
         sender = Sender(lab, blob, rate_hs * frames_total / traffic.count)
         before = lab.counters()
@@ -104,11 +110,11 @@ def once(lab: BenchLab, traffic: livetraffic.Handshakes, blob: Path, kind: str, 
         fail(f"{label}: the sender sent {sent['frames']} of {frames_total} frames")
     if kind in ("native", "python"):
         found = livetraffic.outcomes_of(tracer.lines())
-        lost, run.wrong, extra = livetraffic.compare(traffic.outcomes, found)
+        lost, run.wrong, unsent = livetraffic.compare(traffic.outcomes, found)
         run.lost = len(lost)
         run.traced = traffic.count - run.lost
-        if run.wrong or extra:
-            fail(f"{label}: {run.wrong} connections with the wrong outcome, {extra} never sent")
+        if run.wrong or unsent:
+            fail(f"{label}: {run.wrong} connections with the wrong outcome, {unsent} never sent")
         if run.lost and not (run.summary.get("dropped") or veth["rx_dropped"]):
             fail(f"{label}: {run.lost} handshakes missing but no drop was counted")
     return run

@@ -20,6 +20,7 @@ import sys
 import tempfile
 import threading
 import time
+from collections.abc import Sequence
 from pathlib import Path
 from types import TracebackType
 from typing import IO, Any
@@ -203,9 +204,10 @@ class TracerProcess:
 
 
 def smctrace_tracer(lab: BenchLab, backend: str, *, python_receive: bool = False,
-                    profile: Path | None = None) -> TracerProcess:
+                    profile: Path | None = None, extra: Sequence[str] = ()) -> TracerProcess:
     """``smctrace -i RX --json`` (``python_receive``: the per-frame Python receive path;
-    ``profile``: under cProfile, its statistics written there at exit)."""
+    ``profile``: under cProfile, its statistics written there at exit; ``extra``: more
+    arguments)."""
     env = dict(CHILD_ENV)
     if python_receive:
         env["SMCTRACE_RECEIVE"] = "python"
@@ -215,7 +217,7 @@ def smctrace_tracer(lab: BenchLab, backend: str, *, python_receive: bool = False
         cmd = [smctrace_path()]
     name = f"smctrace/{backend}" + (" (Python receive)" if python_receive else "")
     tracer = TracerProcess(name, lab.rx(*cmd, "-i", lab.rx_if, "--backend", backend,
-                                        "--json", "-Z", "root"), "tracing on", env)
+                                        "--json", "-Z", "root", *extra), "tracing on", env)
     tracer.wait_ready()
     return tracer
 

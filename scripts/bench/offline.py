@@ -23,6 +23,7 @@ Usage: scripts/bench_offline.py [mixed|dense|flood|small ...] [--repeat R] [--di
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import shutil
 import sys
@@ -72,9 +73,13 @@ def check(smctrace: str, path: Path, expected: captures.Expected) -> dict[str, A
     return summary
 
 
+def _mixed(path: Path, *, frames: int) -> captures.Expected:
+    return captures.mixed(path, frames)
+
+
 def mode_mixed(args: argparse.Namespace, smctrace: str) -> None:
     print("\n== mixed: ~1M frames, a few hundred SMC handshakes")
-    files = {n: cached(args.dir, f"mixed-{n}", lambda p, n=n: captures.mixed(p, n))
+    files = {n: cached(args.dir, f"mixed-{n}", functools.partial(_mixed, frames=n))
              for n in (args.frames // 4, args.frames)}
     path, expected = files[args.frames]
     summary = check(smctrace, path, expected)

@@ -134,7 +134,11 @@ class _ChunkBuffer:
 class CaptureFile:
     """A pcap or pcapng capture read as a stream of frames."""
 
-    def __init__(self, source: str | BinaryIO) -> None:
+    def __init__(self, source: str | BinaryIO, *, name: str | None = None,
+                 first_number: int = 0) -> None:
+        """``source``: a path (``-``: standard input) or an open binary stream; ``name``
+        for messages; frames are numbered from ``first_number + 1`` (several inputs read
+        as one trace number their frames on)."""
         self._owns_stream = False
         if isinstance(source, str):
             if source == "-":
@@ -152,6 +156,9 @@ class CaptureFile:
         else:
             stream = source
             self.name = str(getattr(source, "name", "<stream>"))
+        if name is not None:
+            self.name = name
+        self._first_number = first_number
         self._stream = stream
         self._buffer = _ChunkBuffer(stream)
         self.frames_read = 0
@@ -225,7 +232,9 @@ class CaptureFile:
         The engine walks the records (in C when built); Python reads only what the
         engine stops at: file and block headers, obsolete packet blocks, records split
         across reads, and damage (which ends with CaptureError after the valid prefix).
-        A list is reused: take its items before asking for the next one.
+        A list is reused: take its items before asking for the next one.  One comes after
+        every read of the input, empty if nothing crossed, so that the caller can stop
+        (a signal, a limit) while a long stretch without SMC is read.
         """
         for item in self._walk(engine):
             assert isinstance(item, list)
@@ -277,10 +286,10 @@ class CaptureFile:
             if engine is not None:
                 _status, position, walked = engine.scan_pcap(
                     buffer.view, buffer.pos, buffer.end, swapped, linktype, max_caplen,
-                    float(units), self.frames_read, out)
+                    float(units), self._first_number + self.frames_read, out)
                 self.frames_read += walked
                 buffer.pos = position
-                if out:
+                if out or walked:  # (an empty list too: the caller may stop between reads)
                     yield out
                     out.clear()
             # The record at buffer.pos is not complete in the window (or the engine
@@ -306,7 +315,7 @@ class CaptureFile:
             self.frames_read += 1
             frame = Frame(time=seconds + fraction / units, linktype=linktype,
                           data=buffer.take(start, start + caplen), orig_len=orig_len,
-                          number=self.frames_read)
+                          number=self._first_number + self.frames_read)
             buffer.pos = start + caplen
             yield frame
 
@@ -320,10 +329,10 @@ class CaptureFile:
             if engine is not None and section.interfaces:
                 _status, position, walked, section.last_time = engine.scan_pcapng(
                     buffer.view, buffer.pos, buffer.end, section.swapped, section.interfaces,
-                    section.last_time, self.frames_read, out)
+                    section.last_time, self._first_number + self.frames_read, out)
                 self.frames_read += walked
                 buffer.pos = position
-                if out:
+                if out or walked:  # (an empty list too: the caller may stop between reads)
                     yield out
                     out.clear()
             # Python handles this block: non-packet blocks, damage, or no engine.
@@ -364,7 +373,8 @@ class CaptureFile:
                 # (unknown to the engine), blocks that arrived in pieces, and damage.
                 section.check_packet_block(data, position, total, block_offset)
                 self.frames_read += 1
-                frame = section.packet_frame(data, position, total, self.frames_read)
+                frame = section.packet_frame(data, position, total,
+                                             self._first_number + self.frames_read)
                 buffer.pos = position + total
                 if engine is None:
                     yield frame

@@ -29,6 +29,7 @@ import struct
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from pathlib import Path
 from types import TracebackType
 from typing import Any
 
@@ -43,7 +44,6 @@ from smctrace.live.netdev import (
     index_in_namespace_of,
     resolve,
 )
-from smctrace.live.savefile import FrameWriter
 from smctrace.match import cbpf, rule
 from smctrace.match.bcc import BccError, BccFilter, FilterParams, bcc_problem, program_text
 
@@ -197,17 +197,34 @@ class LiveCapture:
         self.backend_used = "cbpf"
         self.notice = f"using the classic-BPF filter ({cbpf.LIMITS}): {problem}"
 
+    def _attach_filter(self, sock: socket.socket, device: Device) -> None:
+        if self.backend_used == "bcc":
+            prog_fd = self._bcc_filters[device.link_layer].fd
+            sock.setsockopt(socket.SOL_SOCKET, SO_ATTACH_BPF, prog_fd)
+        else:
+            program = cbpf.cbpf_program(device.link_layer, self.filter_params.snap_payload)
+            cbpf.attach_filter(sock, program)
+
     def _open_channel(self, index: int, device: Device) -> _Channel:
         kind = socket.SOCK_RAW if device.link_layer == LinkLayer.ETHERNET else socket.SOCK_DGRAM
         # Protocol 0: the socket receives nothing until bind() names ETH_P_ALL below.
         sock = socket.socket(socket.AF_PACKET, kind, 0)
         try:
-            if self.backend_used == "bcc":
-                prog_fd = self._bcc_filters[device.link_layer].fd
-                sock.setsockopt(socket.SOL_SOCKET, SO_ATTACH_BPF, prog_fd)
-            else:
-                program = cbpf.cbpf_program(device.link_layer, self.filter_params.snap_payload)
-                cbpf.attach_filter(sock, program)
+            try:
+                self._attach_filter(sock, device)
+            except OSError as exc:
+                if exc.errno != errno.ENOMEM:
+                    raise
+                # Linux before 6.9 allows 20480 bytes of socket option memory, which the
+                # filter is charged to, by default: raise it to 6.9's default, once.
+                raised = _raise_optmem()
+                if raised is None:
+                    raise LiveError(_optmem_problem(self.backend_used)) from exc
+                self._attach_filter(sock, device)
+                raised_notice = (f"raised net.core.optmem_max from {raised} to "
+                                 f"{OPTMEM_ENOUGH} bytes (Linux 6.9's default) to attach the "
+                                 "filter")
+                self.notice = f"{self.notice}; {raised_notice}" if self.notice else raised_notice
             sock.setsockopt(SOL_PACKET, PACKET_AUXDATA, 1)
             sock.setsockopt(socket.SOL_SOCKET, SO_TIMESTAMPNS, 1)
             try:
@@ -439,22 +456,14 @@ class LiveCapture:
             number=number,
         )
 
-    def open_writer(self, path: str) -> FrameWriter:
-        """A writer for ``-w``: pcapng (classic pcap if ``path`` ends in .pcap) with the
-        link type of each traced interface.  Call after attach(), before dropping
-        privileges."""
+    def interface_link_types(self) -> list[tuple[str, int]]:
+        """(name, link type of its frames) per traced interface, in Frame.interface order
+        (for ``-w``).  Call after attach()."""
         if not self._channels:
             raise LiveError("capture is not attached")
-        interfaces = [
-            (
-                channel.device.name,
-                LINKTYPE_ETHERNET
-                if channel.device.link_layer == LinkLayer.ETHERNET
-                else LINKTYPE_LINUX_SLL2,
-            )
-            for channel in self._channels
-        ]
-        return FrameWriter(path, interfaces, self.snaplen)
+        return [(channel.device.name,
+                 LINKTYPE_ETHERNET if channel.device.link_layer == LinkLayer.ETHERNET
+                 else LINKTYPE_LINUX_SLL2) for channel in self._channels]
 
     # -- statistics and tear-down -----------------------------------------------------
 
@@ -497,6 +506,30 @@ class LiveCapture:
         return {"seen_by_filter": -1, "kept": received, "received": received,
                 "dropped": dropped}
 
+    def socket_stats(self) -> dict[str, tuple[int, int]]:
+        """Per traced interface: (``received``, ``dropped``) of its socket, as in stats().
+        ``received`` counts every frame the filter let through on that interface."""
+        if not self._closed:
+            self._poll_socket_stats()
+        return {channel.device.name: (channel.received, channel.dropped)
+                for channel in self._channels}
+
+    def filter_stats(self) -> dict[str, tuple[int, int]]:
+        """Per eBPF filter: (``seen_by_filter``, ``kept``), keyed by the names of the
+        interfaces it serves, joined by ',' (interfaces of one kind of link layer share one
+        filter and its counters).  Empty with the classic-BPF backend, which cannot count."""
+        if self._closed or not self._bcc_filters:
+            return {}
+        names: dict[LinkLayer, list[str]] = {}
+        for channel in self._channels:
+            names.setdefault(channel.device.link_layer, []).append(channel.device.name)
+        stats = {}
+        for link_layer, bcc_filter in self._bcc_filters.items():
+            counters = bcc_filter.counters()
+            stats[",".join(names.get(link_layer, []))] = (counters["seen_by_filter"],
+                                                          counters["kept_by_filter"])
+        return stats
+
     def close(self) -> None:
         """Detach: close the sockets and release the eBPF program.  Idempotent; stats()
         still answers afterwards."""
@@ -514,6 +547,37 @@ class LiveCapture:
         self._closed = True
 
 
+OPTMEM_MAX = "/proc/sys/net/core/optmem_max"
+OPTMEM_ENOUGH = 131072  # bytes: room for either filter with a margin
+
+
+def _raise_optmem() -> int | None:
+    """Raise net.core.optmem_max (of this network namespace) to OPTMEM_ENOUGH; the old
+    value, or None if it was already that large or cannot be written."""
+    try:
+        current = int(Path(OPTMEM_MAX).read_text())
+        if current >= OPTMEM_ENOUGH:
+            return None
+        Path(OPTMEM_MAX).write_text(f"{OPTMEM_ENOUGH}\n")
+    except (OSError, ValueError):
+        return None
+    return current
+
+
+def _optmem_problem(backend: str) -> str:
+    """Why attaching the filter ran out of memory: the kernel charges a socket filter
+    to the socket's option memory, net.core.optmem_max, 20480 bytes by default before
+    Linux 6.9, less than the classic-BPF program (about 1,500 instructions) needs."""
+    try:
+        limit = f"{int(Path(OPTMEM_MAX).read_text())} bytes"
+    except (OSError, ValueError):
+        limit = "unknown"
+    return (f"attaching the {'eBPF' if backend == 'bcc' else 'classic-BPF'} filter failed: "
+            f"not enough socket option memory (net.core.optmem_max is {limit}; Linux before "
+            f"6.9 defaults to 20480): raise it with sysctl -w net.core.optmem_max="
+            f"{OPTMEM_ENOUGH}")
+
+
 def _auto_backend() -> str:
     return "bcc" if bcc_problem() is None else "cbpf"
 
@@ -521,13 +585,18 @@ def _auto_backend() -> str:
 def program_source(backend: str, interfaces: list[str], snap_payload: int = SNAP_PAYLOAD) -> str:
     """What would be attached, as text (``--ebpf``): the BPF C source with its defines for
     the bcc backend, the instruction listing (``tcpdump -d`` style) for cbpf.  One part per
-    kind of link layer among ``interfaces``."""
+    kind of link layer among ``interfaces``; without interfaces, one for each kind."""
     if backend not in BACKENDS:
         raise LiveError(f"unknown capture backend {backend!r} (use auto, bcc or cbpf)")
     if backend == "auto":
         backend = _auto_backend()
     devices = []
-    for name in interfaces or [ANY_INTERFACE]:
+    if not interfaces:
+        devices = [Device(name="Ethernet interfaces", ifindex=0, hatype=1,
+                          link_layer=LinkLayer.ETHERNET),
+                   Device(name="interfaces without an Ethernet header and -i any", ifindex=0,
+                          hatype=0, link_layer=LinkLayer.NONE)]
+    for name in interfaces:
         try:
             devices.append(resolve(name))
         except LiveError:

@@ -22,6 +22,7 @@
 #include <arpa/inet.h>
 #include <errno.h>
 #include <linux/if_packet.h>
+#include <math.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -96,6 +97,115 @@ static void match_plain_syn(struct engine *e, const struct match_segment *seg);
 #define UNANSWERED_SAMPLE 8
 #define MAX_UNSUPPORTED_KINDS 16
 
+/* --- the user's filter expression: classic BPF compiled by libpcap --------------------------- */
+
+#define MAX_FILTER_PROGRAMS 16 /* link types with a compiled program */
+#define BPF_MEMWORDS 16
+
+struct bpf_insn_ {
+	u16 code;
+	u8 jt, jf;
+	u32 k;
+};
+
+struct filter_program {
+	long linktype;
+	u32 len;
+	struct bpf_insn_ *insns;
+};
+
+/* Run a classic-BPF program on a frame as libpcap's pcap_offline_filter() does (its
+ * bpf_filter.c): a load beyond the captured bytes, a division by zero or an unknown
+ * instruction rejects the frame.  Returns the program's result (0: rejected). */
+static u32 bpf_run(const struct bpf_insn_ *insns, u32 len, const u8 *p, u32 caplen,
+		   u32 wirelen)
+{
+	u32 A = 0, X = 0, mem[BPF_MEMWORDS];
+	memset(mem, 0, sizeof(mem));
+	for (u32 pc = 0; pc < len; pc++) {
+		const struct bpf_insn_ *in = &insns[pc];
+		u32 k = in->k, off;
+		switch (in->code) {
+		case 0x06: return k;                       /* ret #k */
+		case 0x16: return A;                       /* ret a */
+		case 0x20:                                 /* ld [k] */
+			if (k > caplen || 4 > caplen - k) return 0;
+			A = (u32)p[k] << 24 | (u32)p[k + 1] << 16 | (u32)p[k + 2] << 8 | p[k + 3];
+			break;
+		case 0x28:                                 /* ldh [k] */
+			if (k > caplen || 2 > caplen - k) return 0;
+			A = (u32)p[k] << 8 | p[k + 1];
+			break;
+		case 0x30:                                 /* ldb [k] */
+			if (k >= caplen) return 0;
+			A = p[k];
+			break;
+		case 0x40:                                 /* ld [x + k] */
+			off = X + k;
+			if (off < X || off > caplen || 4 > caplen - off) return 0;
+			A = (u32)p[off] << 24 | (u32)p[off + 1] << 16 | (u32)p[off + 2] << 8 |
+			    p[off + 3];
+			break;
+		case 0x48:                                 /* ldh [x + k] */
+			off = X + k;
+			if (off < X || off > caplen || 2 > caplen - off) return 0;
+			A = (u32)p[off] << 8 | p[off + 1];
+			break;
+		case 0x50:                                 /* ldb [x + k] */
+			off = X + k;
+			if (off < X || off >= caplen) return 0;
+			A = p[off];
+			break;
+		case 0x80: A = wirelen; break;             /* ld #len */
+		case 0x81: X = wirelen; break;             /* ldx #len */
+		case 0x00: A = k; break;                   /* ld #k */
+		case 0x01: X = k; break;                   /* ldx #k */
+		case 0x60: if (k >= BPF_MEMWORDS) return 0; A = mem[k]; break;
+		case 0x61: if (k >= BPF_MEMWORDS) return 0; X = mem[k]; break;
+		case 0x02: if (k >= BPF_MEMWORDS) return 0; mem[k] = A; break;
+		case 0x03: if (k >= BPF_MEMWORDS) return 0; mem[k] = X; break;
+		case 0xb1:                                 /* ldxb 4*([k]&0xf) */
+			if (k >= caplen) return 0;
+			X = (u32)(p[k] & 0xf) << 2;
+			break;
+		case 0x05: pc += k; break;                 /* ja */
+		case 0x25: pc += (A > k) ? in->jt : in->jf; break;
+		case 0x35: pc += (A >= k) ? in->jt : in->jf; break;
+		case 0x15: pc += (A == k) ? in->jt : in->jf; break;
+		case 0x45: pc += (A & k) ? in->jt : in->jf; break;
+		case 0x2d: pc += (A > X) ? in->jt : in->jf; break;
+		case 0x3d: pc += (A >= X) ? in->jt : in->jf; break;
+		case 0x1d: pc += (A == X) ? in->jt : in->jf; break;
+		case 0x4d: pc += (A & X) ? in->jt : in->jf; break;
+		case 0x0c: A += X; break;
+		case 0x1c: A -= X; break;
+		case 0x2c: A *= X; break;
+		case 0x3c: if (X == 0) return 0; A /= X; break;
+		case 0x9c: if (X == 0) return 0; A %= X; break;
+		case 0x5c: A &= X; break;
+		case 0x4c: A |= X; break;
+		case 0xac: A ^= X; break;
+		case 0x6c: A = X < 32 ? A << X : 0; break;
+		case 0x7c: A = X < 32 ? A >> X : 0; break;
+		case 0x04: A += k; break;
+		case 0x14: A -= k; break;
+		case 0x24: A *= k; break;
+		case 0x34: if (k == 0) return 0; A /= k; break;
+		case 0x94: if (k == 0) return 0; A %= k; break;
+		case 0x54: A &= k; break;
+		case 0x44: A |= k; break;
+		case 0xa4: A ^= k; break;
+		case 0x64: A = k < 32 ? A << k : 0; break;
+		case 0x74: A = k < 32 ? A >> k : 0; break;
+		case 0x84: A = (u32)(-(s64)A); break;     /* neg */
+		case 0x07: X = A; break;                   /* tax */
+		case 0x87: A = X; break;                   /* txa */
+		default: return 0;
+		}
+	}
+	return 0; /* fell off the end (a program libpcap made never does) */
+}
+
 /* --- tables: a hash of keys with an LRU list, by index ----------------------------------- */
 
 struct slot {
@@ -150,6 +260,16 @@ struct receive_buffers;
 
 struct engine {
 	PyObject_HEAD
+	/* the user's filter: an object with instructions(linktype) -> [(code, jt, jf, k)],
+	 * asked once per link type; NULL: every frame */
+	PyObject *filter;
+	struct filter_program programs[MAX_FILTER_PROGRAMS];
+	int nprograms;
+	u64 filtered; /* frames the filter rejected */
+	/* --duration offline: frames more than `duration` seconds after the first one are
+	 * not traced (counted in `beyond`; the reader stops at the next chunk) */
+	double duration, first_time;
+	u64 beyond;
 	struct table follow;
 	struct table pending;
 	struct table pickups;
@@ -182,15 +302,21 @@ struct engine {
 	struct receive_buffers *rx; /* Engine.drain's, made on first use */
 };
 
-static u32 key_hash(const struct match_key *k)
+_Static_assert(sizeof(struct match_key) == 40, "key_hash reads the key as five words");
+
+/* Every TCP frame looks its flow up: five multiply-xor rounds over the key's 64-bit
+ * words (a byte-wise hash cost a sixth of the whole scan). */
+static inline u32 key_hash(const struct match_key *k)
 {
-	const u8 *p = (const u8 *)k;
-	u32 h = 2166136261u;
-	for (size_t i = 0; i < sizeof(*k); i++) {
-		h ^= p[i];
-		h *= 16777619u;
+	u64 w[5];
+	memcpy(w, k, sizeof(w));
+	u64 h = 0x9e3779b97f4a7c15ull;
+	for (int i = 0; i < 5; i++) {
+		h ^= w[i];
+		h *= 0xff51afd7ed558ccdull;
+		h ^= h >> 29;
 	}
-	return h;
+	return (u32)(h ^ (h >> 32));
 }
 
 static int table_init(struct table *t, u32 capacity, enum table_kind kind)
@@ -223,6 +349,8 @@ static void table_free(struct table *t)
 
 static s32 table_find(struct table *t, const struct match_key *k)
 {
+	if (!t->count)
+		return -1;
 	s32 i = t->buckets[key_hash(k) & (t->nbuckets - 1)];
 	while (i >= 0) {
 		if (memcmp(&t->slots[i].key, k, sizeof(*k)) == 0)
@@ -651,6 +779,67 @@ static PyObject *segment_tuple(struct engine *e, const struct frame_ctx *f,
 	return out;
 }
 
+static void clear_programs(struct engine *e)
+{
+	for (int i = 0; i < e->nprograms; i++)
+		free(e->programs[i].insns);
+	e->nprograms = 0;
+}
+
+/* The filter's program for a link type, compiled (by the filter object) the first time. */
+static const struct filter_program *filter_program_for(struct engine *e, long linktype)
+{
+	for (int i = 0; i < e->nprograms; i++)
+		if (e->programs[i].linktype == linktype)
+			return &e->programs[i];
+	if (e->nprograms >= MAX_FILTER_PROGRAMS) {
+		PyErr_SetString(PyExc_ValueError, "too many link types for one filter");
+		return NULL;
+	}
+	PyObject *list = PyObject_CallMethod(e->filter, "instructions", "l", linktype);
+	if (!list)
+		return NULL;
+	PyObject *seq = PySequence_Fast(list, "instructions() must return a sequence");
+	Py_DECREF(list);
+	if (!seq)
+		return NULL;
+	Py_ssize_t n = PySequence_Fast_GET_SIZE(seq);
+	struct bpf_insn_ *insns = n > 0 && n <= 4096 ? calloc((size_t)n, sizeof(*insns)) : NULL;
+	if (!insns) {
+		Py_DECREF(seq);
+		PyErr_SetString(PyExc_ValueError, "a filter program has 1 to 4096 instructions");
+		return NULL;
+	}
+	for (Py_ssize_t i = 0; i < n; i++) {
+		unsigned int code, jt, jf;
+		unsigned long k;
+		if (!PyArg_ParseTuple(PySequence_Fast_GET_ITEM(seq, i), "IIIk", &code, &jt, &jf,
+				      &k)) {
+			free(insns);
+			Py_DECREF(seq);
+			return NULL;
+		}
+		/* jumps stay inside the program (libpcap's bpf_validate does the same) */
+		int jump = (code & 0x07) == 0x05;
+		if (code > 0xffff || jt > 0xff || jf > 0xff || k > 0xffffffffUL ||
+		    (jump && code == 0x05 && k >= (unsigned long)(n - i - 1)) ||
+		    (jump && code != 0x05 && (jt >= (unsigned)(n - i - 1) ||
+					      jf >= (unsigned)(n - i - 1)))) {
+			free(insns);
+			Py_DECREF(seq);
+			PyErr_SetString(PyExc_ValueError, "invalid filter instruction");
+			return NULL;
+		}
+		insns[i] = (struct bpf_insn_){(u16)code, (u8)jt, (u8)jf, (u32)k};
+	}
+	Py_DECREF(seq);
+	struct filter_program *prog = &e->programs[e->nprograms++];
+	prog->linktype = linktype;
+	prog->len = (u32)n;
+	prog->insns = insns;
+	return prog;
+}
+
 static int append_segment(struct engine *e, const struct frame_ctx *f,
 			  const struct match_segment *seg, u32 verdict, double time, u32 number,
 			  u32 interface, long linktype, u32 orig_len, PyObject *out)
@@ -706,6 +895,18 @@ static int hold_pickup(struct engine *e, const struct frame_ctx *f,
 	return 0;
 }
 
+/* rule.packet_ns: packet time in ns, saturated (a pcapng can hold 2^64 s; converting an
+ * out-of-range double to an integer is undefined in C). */
+static s64 packet_ns(double time)
+{
+	double ns = time * 1e9;
+	if (ns >= 9223372036854775807.0)
+		return INT64_MAX;
+	if (ns <= -9223372036854775807.0)
+		return -INT64_MAX;
+	return (s64)ns;
+}
+
 /* One frame: parse, apply the rule (if `rule`), drop duplicates, append what crosses to
  * `out`.  Returns -1 on a Python error. */
 static int process_frame(struct engine *e, const u8 *data, u32 len, long linktype,
@@ -715,8 +916,23 @@ static int process_frame(struct engine *e, const u8 *data, u32 len, long linktyp
 	struct frame_ctx f = {data, len};
 	struct match_segment seg;
 	u32 verdict = KEEP_PAYLOAD;
-	s64 now = (s64)(time * 1e9);
+	s64 now = packet_ns(time);
 	e->frames++;
+	if (e->frames == 1)
+		e->first_time = time;
+	if (time - e->first_time > e->duration) {
+		e->beyond++;
+		return 0;
+	}
+	if (e->filter) {
+		const struct filter_program *prog = filter_program_for(e, linktype);
+		if (!prog)
+			return -1;
+		if (!bpf_run(prog->insns, prog->len, data, len, orig_len ? orig_len : len)) {
+			e->filtered++;
+			return 0;
+		}
+	}
 	/* Held pick-ups whose wait is over cross now, in the order they came. */
 	while (rule && e->pickups.count) {
 		s32 oldest = e->pickups.oldest;
@@ -798,6 +1014,8 @@ static void engine_dealloc(struct engine *e)
 	table_free(&e->pending);
 	table_free(&e->pickups);
 	free(e->held_pickups);
+	clear_programs(e);
+	Py_CLEAR(e->filter);
 	for (int i = 0; i < e->sample.count; i++)
 		Py_DECREF(e->sample.items[i]);
 	for (int i = 0; i < e->pickup_sample.count; i++)
@@ -832,6 +1050,7 @@ static int engine_init(struct engine *e, PyObject *args, PyObject *kwds)
 		return -1;
 	}
 	e->pickup_wait_ns = SMC_PICKUP_WAIT_NS;
+	e->duration = INFINITY;
 	e->grace_ns = (u64)(grace * 1e9);
 	e->keep_frames = keep_frames;
 	return 0;
@@ -1317,6 +1536,44 @@ static PyObject *engine_finish(struct engine *e, PyObject *args)
 	Py_RETURN_NONE;
 }
 
+PyDoc_STRVAR(set_filter_doc,
+	     "set_filter(filter) -> None\n\n"
+	     "Keep only frames the user's filter expression accepts, before anything else:\n"
+	     "filter.instructions(linktype) gives its classic-BPF program for a link type\n"
+	     "(libpcap's compilation, asked once per link type); None: every frame.");
+
+static PyObject *engine_set_filter(struct engine *e, PyObject *filter)
+{
+	clear_programs(e);
+	Py_CLEAR(e->filter);
+	if (filter != Py_None) {
+		Py_INCREF(filter);
+		e->filter = filter;
+	}
+	Py_RETURN_NONE;
+}
+
+PyDoc_STRVAR(set_duration_doc,
+	     "set_duration(seconds) -> None\n\n"
+	     "Trace only frames at most `seconds` of packet time after the first frame (None:\n"
+	     "all); later ones are counted as `beyond`.");
+
+static PyObject *engine_set_duration(struct engine *e, PyObject *arg)
+{
+	double d = INFINITY;
+	if (arg != Py_None) {
+		d = PyFloat_AsDouble(arg);
+		if (d == -1.0 && PyErr_Occurred())
+			return NULL;
+		if (!(d >= 0)) {
+			PyErr_SetString(PyExc_ValueError, "duration must be >= 0");
+			return NULL;
+		}
+	}
+	e->duration = d;
+	Py_RETURN_NONE;
+}
+
 PyDoc_STRVAR(counters_doc, "counters() -> dict\n\nWhat the engine counted so far.");
 
 static PyObject *engine_counters(struct engine *e, PyObject *noargs)
@@ -1341,7 +1598,7 @@ static PyObject *engine_counters(struct engine *e, PyObject *noargs)
 	for (int i = 0; i < e->pickup_sample.count; i++)
 		if (PyList_Append(pickup_sample, e->pickup_sample.items[i]) < 0)
 			goto done;
-	out = Py_BuildValue("{sKsKsKsKsKsKsKsKsKsKsIsIsOsOsKsIsO}",
+	out = Py_BuildValue("{sKsKsKsKsKsKsKsKsKsKsIsIsOsOsKsIsOsKsK}",
 			    "frames", e->frames, "kept", e->kept,
 			    "plain_syns", e->plain_syns,
 			    "plain_connections", e->plain_connections,
@@ -1354,7 +1611,8 @@ static PyObject *engine_counters(struct engine *e, PyObject *noargs)
 			    "unanswered_sample", sample,
 			    "unanswered_pickups", e->unanswered_pickups,
 			    "held_pickups", e->pickups.count,
-			    "unanswered_pickup_sample", pickup_sample);
+			    "unanswered_pickup_sample", pickup_sample, "filtered", e->filtered,
+			    "beyond", e->beyond);
 done:
 	Py_XDECREF(unsupported);
 	Py_XDECREF(sample);
@@ -1398,6 +1656,8 @@ static PyMethodDef engine_methods[] = {
 	{"verdict", (PyCFunction)engine_verdict, METH_VARARGS, verdict_doc},
 	{"finish", (PyCFunction)engine_finish, METH_VARARGS, finish_doc},
 	{"counters", (PyCFunction)engine_counters, METH_NOARGS, counters_doc},
+	{"set_filter", (PyCFunction)engine_set_filter, METH_O, set_filter_doc},
+	{"set_duration", (PyCFunction)engine_set_duration, METH_O, set_duration_doc},
 	{NULL, NULL, 0, NULL},
 };
 

@@ -71,6 +71,10 @@ class EngineLike(Protocol):
 
     def counters(self) -> dict[str, Any]: ...
 
+    def set_filter(self, frame_filter: Any) -> None: ...
+
+    def set_duration(self, seconds: float | None) -> None: ...
+
 
 try:
     from smctrace.match._engine import Engine as NativeEngine  # type: ignore[import-not-found]

@@ -7,18 +7,26 @@ with :mod:`struct`.
 
 from __future__ import annotations
 
+import math
 import socket
 import struct
 import sys
 from collections import OrderedDict
 from collections.abc import Sequence
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, Protocol
 
 from smctrace.capture.formats import pcapng_time
 from smctrace.frame import SUPPORTED_LINKTYPES
 from smctrace.match import reference as ref
 from smctrace.match import rule as R
 from smctrace.match.engine import STATUS_END, STATUS_STOP, SegmentTuple
+
+
+class FrameFilter(Protocol):
+    """The user's filter expression (:class:`smctrace.capture.pcapfilter.PacketFilter`)."""
+
+    def matches(self, data: bytes, linktype: int, orig_len: int | None = None) -> bool: ...
+
 
 PICKUP_WAIT_NS = int(R.PICKUP_WAIT * R.NANOSECONDS)
 PLAIN_SYN_MEMORY = 4096  # recent plain (flow, ISN) pairs, so retransmitted SYNs count once
@@ -58,7 +66,10 @@ class PythonEngine:
         self.pickup_sample: list[ref.Key] = []
         self._plain: OrderedDict[tuple[ref.Key, int], None] = OrderedDict()
         self._counts = {"frames": 0, "kept": 0, "plain_connections": 0, "duplicates": 0,
-                        "cut_headers": 0, "cut_payload": 0}
+                        "cut_headers": 0, "cut_payload": 0, "filtered": 0, "beyond": 0}
+        self._duration = math.inf
+        self._first_time = 0.0
+        self._filter: FrameFilter | None = None
         self._unsupported: dict[int, int] = {}
 
     # -- one frame ------------------------------------------------------------------------
@@ -88,7 +99,15 @@ class PythonEngine:
              orig_len: int, rule: bool, out: list[Any]) -> None:
         data = bytes(data)
         self._counts["frames"] += 1
-        now = int(time * R.NANOSECONDS)
+        if self._counts["frames"] == 1:
+            self._first_time = time
+        if time - self._first_time > self._duration:
+            self._counts["beyond"] += 1
+            return
+        if self._filter is not None and not self._filter.matches(data, linktype, orig_len):
+            self._counts["filtered"] += 1
+            return
+        now = R.packet_ns(time)
         pickups = self._pickups
         while rule and pickups:  # held pick-ups whose wait is over cross now
             oldest = next(iter(pickups))
@@ -148,6 +167,16 @@ class PythonEngine:
                 return
         out.append(self._tuple(data, view, keep, time, number, interface, linktype, orig_len))
         self._counts["kept"] += 1
+
+    def set_duration(self, seconds: float | None) -> None:
+        """Trace only frames at most ``seconds`` of packet time after the first frame."""
+        if seconds is not None and not seconds >= 0:
+            raise ValueError("duration must be >= 0")
+        self._duration = math.inf if seconds is None else seconds
+
+    def set_filter(self, frame_filter: FrameFilter | None) -> None:
+        """Keep only frames the user's filter expression accepts (None: every frame)."""
+        self._filter = frame_filter
 
     def _release_pickup(self, key: ref.Key, out: list[Any]) -> None:
         held = self._pickups.pop(key)

@@ -115,6 +115,18 @@ DUPLICATE_SLOTS: Final = 4096  # recent segments remembered (direct-mapped)
 DUPLICATE_PAYLOAD_BYTES: Final = 64  # payload bytes that go into a segment's fingerprint
 
 NANOSECONDS: Final = 1_000_000_000
+PACKET_NS_MAX: Final = (1 << 63) - 1
+
+
+def packet_ns(time: float) -> int:
+    """A packet time in nanoseconds for the state machines, saturated to 64 signed bits
+    (a pcapng can hold times of 2**64 seconds; the C engine saturates the same way)."""
+    ns = time * NANOSECONDS
+    if ns >= PACKET_NS_MAX:
+        return PACKET_NS_MAX
+    if ns <= -PACKET_NS_MAX:
+        return -PACKET_NS_MAX
+    return int(ns)
 
 
 def plausible_clc_header(data: bytes | bytearray | memoryview, offset: int = 0) -> int:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import time as _time
 
 from smctrace.events import ConnectionOutcome, TraceSummary
@@ -11,7 +12,9 @@ class Clock:
     """Time of day like tcpdump's default (local time, microseconds).
 
     The hours-minutes-seconds part is formatted once per second: lines come in bursts.
-    One instance per output, so a changed TZ is honoured by the next trace.
+    One instance per output, so a changed TZ is honoured by the next trace.  Any time a
+    capture can hold is shown: before 1970 too, and one the platform cannot convert to a
+    date (a pcapng can say 2**64 whole seconds) as the number, marked out of range.
     """
 
     def __init__(self) -> None:
@@ -19,13 +22,18 @@ class Clock:
         self._prefix = ""
 
     def __call__(self, t: float) -> str:
-        whole = int(t)
+        if not math.isfinite(t):
+            return f"[time {t}: out of range]"
+        whole = math.floor(t)
         micros = round((t - whole) * 1e6)
         if micros == 1_000_000:
             whole, micros = whole + 1, 0
         if whole != self._second:
-            self._second = whole
-            self._prefix = _time.strftime("%H:%M:%S", _time.localtime(whole))
+            try:
+                prefix = _time.strftime("%H:%M:%S", _time.localtime(whole))
+            except (OverflowError, OSError, ValueError):
+                return f"[time {whole}.{micros:06d} s: out of range]"
+            self._second, self._prefix = whole, prefix
         return f"{self._prefix}.{micros:06d}"
 
 

@@ -48,13 +48,16 @@ encode = _make_encoder()
 class JsonOutput(EventSink):
     def __init__(self, out: TextIO, *, reserved: bool = False, hex_dump: bool = False) -> None:
         self._out = out
+        # Lines wait here until flush(): one write per batch of segments, not per line.
+        self._pending: list[str] = []
+        self._write = self._pending.append
         self._reserved = reserved
         self._hex = hex_dump
         self._tails: dict[bytes, str] = {}
 
     def _emit(self, obj: dict[str, Any]) -> None:
         # ensure_ascii keeps every wire string escaped: no control byte reaches a terminal.
-        self._out.write(encode(obj) + "\n")
+        self._write(encode(obj) + "\n")
 
     def _tail(self, msg: ClcMessage) -> str:
         """``"type": ..., "fields": {...}, "malformed": ...}`` of a message, encoded once."""
@@ -78,7 +81,7 @@ class JsonOutput(EventSink):
             self._tails[msg.raw] = tail
         conn = event.conn
         # Endpoints are ip:port text (digits, hex, dots, colons, brackets): nothing to escape.
-        self._out.write(f'{{"event": "clc", "time": {event.time!r}, "frame": {event.frame}, '
+        self._write(f'{{"event": "clc", "time": {event.time!r}, "frame": {event.frame}, '
                         f'"client": "{conn.client}", "server": "{conn.server}", '
                         f'"from": "{event.sender}", {tail}\n')
 
@@ -89,8 +92,11 @@ class JsonOutput(EventSink):
         self._emit(schema.connection_record(outcome))
 
     def flush(self) -> None:
+        if self._pending:
+            self._out.write("".join(self._pending))
+            self._pending.clear()
         self._out.flush()
 
     def finish(self, summary: TraceSummary) -> None:
         self._emit(schema.summary_record(summary))
-        self._out.flush()
+        self.flush()

@@ -1,4 +1,4 @@
-# smclab: kernel=k61 vms=1 also=k612,k612t
+# smclab: kernel=k61 vms=1 also=*
 # B2: plain AF_INET client -> AF_SMC server over lo: no option in SYN, server falls back silently
 # expect: connections=0
 run_single() {

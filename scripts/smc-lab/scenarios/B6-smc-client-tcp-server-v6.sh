@@ -1,4 +1,4 @@
-# smclab: kernel=k61 vms=1 also=k612,k612t
+# smclab: kernel=k61 vms=1 also=*
 # B6: as B over IPv6 ::1
 # expect: connections=1 outcome=fallback path=- version=- messages=
 run_single() {

@@ -1,6 +1,8 @@
-# smclab: kernel=k612 vms=2
+# smclab: kernel=k612 vms=2 also=*
 # D5: as D2 with two sequential connections: the 2nd CLC Accept/Confirm reuse the SMC-R link group (no first contact, no LLC confirm link)
 # expect: connections=2 outcome=smc path=SMC-R version=2 messages=proposal,accept,confirm
+# expect@k510: connections=2 outcome=fallback path=- version=- messages=decline decline=0x03030000 decline_from=client
+# expect@k61: connections=2 outcome=fallback path=- version=- messages=decline decline=0x03030000 decline_from=client
 run_server() {
 	eth_up 192.0.2.1
 	rxe_up
