@@ -25,12 +25,13 @@ run: setup
 test: setup lint
 	$(PY) -m pytest -q
 
-# mypy: smctrace, the SMC lab's package, the benchmarks and tests/support (scripts/bench_live.py is not
-# clean yet, so scripts/ is listed file by file)
+# mypy: smctrace, the SMC lab's package, the benchmarks and tests/support (scripts/bench_service.py is
+# not clean yet, so scripts/ is listed file by file)
 lint: setup
 	$(VENV)/bin/ruff check smctrace tests scripts
 	$(VENV)/bin/mypy --strict smctrace scripts/smc-lab/smclab tests/support \
-		scripts/smc_echo.py scripts/bench_offline.py scripts/bench scripts/bench_capture_input.py
+		scripts/smc_echo.py scripts/bench_offline.py scripts/bench_live.py scripts/bench \
+		scripts/bench_capture_input.py
 
 setup: $(STAMP)
 

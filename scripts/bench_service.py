@@ -15,21 +15,21 @@ Three sections (all by default, or name them):
             handshakes) so that start-up cancels out; also each run's CPU time natively,
             to turn instructions into microseconds.  Needs valgrind (apt-get install
             valgrind); skipped without it.
-  capacity  bench_live.py's capacity run (SMC-D handshakes replayed at top speed through a
-            veth pair between two private network namespaces, ``smctrace -i --json`` on the
-            receiving end) in three set-ups, rounds interleaved: no --http; --http; --http
-            while slow clients hold every HTTP slot (they connect and never send, send a
-            request one byte a second, or ask for /api/connections with a 1 KiB receive
-            buffer and never read) and a scraper asks for /metrics and /api/page every
-            second.  Prints handshakes/s traced, handshakes lost and tracer CPU per
-            handshake (all its threads).  Fails (exit 1) if a handshake is lost, if the
-            slow clients raise the tracer's CPU per handshake by more than --tolerance, or
-            if they halve the traced rate (a tracer that waited for a client would stall
-            for the server's 5-10 s timeouts; smaller differences in rate are what a
-            shared machine's other processes, the slow clients' own among them, leave).
+  capacity  bench_live.py's capacity run (scripts/bench/live_capacity.py: SMC-D handshakes replayed
+            at top speed through a veth pair between two private network namespaces, ``smctrace -i
+            --json`` on the receiving end) in three set-ups, rounds interleaved: no --http; --http;
+            --http while slow clients hold every HTTP slot (they connect and never send, send a
+            request one byte a second, or ask for /api/connections with a 1 KiB receive buffer and
+            never read) and a scraper asks for /metrics and /api/page every second.  Prints
+            handshakes/s traced, handshakes lost and tracer CPU per handshake (all its threads).
+            Fails (exit 1) if a handshake is lost, if the slow clients raise the tracer's CPU per
+            handshake by more than --tolerance, or if they halve the traced rate (a tracer that
+            waited for a client would stall for the server's 5-10 s timeouts; smaller differences in
+            rate are what a shared machine's other processes, the slow clients' own among them,
+            leave).
 
-Everything network-related runs inside the namespaces bench_live.Lab creates and removes;
-the HTTP clients talk to 127.0.0.1 inside the receiving namespace.  Needs root and BCC for
+Everything network-related runs inside the namespaces bench.livelab.BenchLab creates and
+removes; the HTTP clients talk to 127.0.0.1 inside the receiving namespace.  Needs root and BCC for
 ``capacity``; ``sink`` runs anywhere.
 
 Usage: scripts/bench_service.py [sink|pipeline|capacity|all] [--connections N]
@@ -48,15 +48,16 @@ import socket
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
-from collections.abc import Callable, Iterator
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-import bench_live  # noqa: E402
+from bench import live_capacity, livelab, livetraffic  # noqa: E402
+from bench.report import failures  # noqa: E402
 
 from smctrace.events import (  # noqa: E402
     ConnectionId,
@@ -219,7 +220,7 @@ def section_pipeline(rounds: int) -> None:
     print(f"\n== pipeline: smctrace -f on {sizes[0]} and {sizes[1]} SMC-D handshakes, "
           "--json alone and behind the service's sink, instructions under cachegrind ==",
           flush=True)
-    handshakes, _ = bench_live.build_handshakes(max(sizes), mix=False)
+    handshakes = livetraffic.handshakes(max(sizes)).frames
     with tempfile.TemporaryDirectory(prefix="smcbench-") as tmp:
         files = {}
         for size in sizes:
@@ -318,20 +319,6 @@ def _status(port: int, path: str) -> str:
         return type(exc).__name__
 
 
-@contextlib.contextmanager
-def tracer_arguments(extra: list[str]) -> Iterator[None]:
-    """bench_live starts smctrace with a fixed command; add ``extra`` to it for a while.
-
-    (bench_live.capacity_once has no parameter for extra tracer arguments yet; this swaps
-    its command builder rather than copying the capacity run.)"""
-    original: Callable[[bench_live.Lab, str], list[str]] = bench_live.smctrace_cmd
-    bench_live.smctrace_cmd = lambda lab, backend: original(lab, backend) + extra
-    try:
-        yield
-    finally:
-        bench_live.smctrace_cmd = original
-
-
 @dataclasses.dataclass
 class SetupResult:
     label: str
@@ -341,21 +328,20 @@ class SetupResult:
     clients: list[str] = dataclasses.field(default_factory=list)
 
 
-def capacity_run(lab: bench_live.Lab, handshakes: list[list[bytes]], outcomes: list[str],
-                 setup: str) -> tuple[bench_live.CapacityRun, str]:
+def capacity_run(lab: livelab.BenchLab, traffic: livetraffic.Handshakes, blob: Path,
+                 setup: str) -> tuple[live_capacity.CapacityRun, str]:
     http = ["--http", f"127.0.0.1:{HTTP_PORT}"] if setup != "no --http" else []
     slow = None
     try:
         if setup == "--http + slow clients":
-            slow = bench_live.spawn(
-                lab.netns(lab.rx_ns, bench_live.PYTHON, str(Path(__file__).resolve()),
-                          "_slow", str(HTTP_PORT)), stdout=subprocess.PIPE)
-        with tracer_arguments(http):
-            run = bench_live.capacity_once(lab, handshakes, outcomes, "bcc", 0.0, setup, True)
+            slow = livelab.spawn(
+                lab.rx(livelab.PYTHON, str(Path(__file__).resolve()), "_slow",
+                       str(HTTP_PORT)), stdout=subprocess.PIPE)
+        run = live_capacity.once(lab, traffic, blob, "native", 0.0, setup, extra=http)
     finally:
         report = ""
         if slow is not None:
-            bench_live.reap(slow, signal.SIGTERM)
+            livelab.reap(slow, signal.SIGTERM)
             assert slow.stdout is not None
             report = slow.stdout.read().decode().strip()
     return run, report
@@ -365,14 +351,19 @@ def section_capacity(count: int, rounds: int, tolerance: float) -> bool:
     setups = ["no --http", "--http", "--http + slow clients"]
     print(f"\n== capacity: {count} SMC-D handshakes at top speed, {rounds} round(s) of "
           f"{', '.join(setups)} ==", flush=True)
-    handshakes, outcomes = bench_live.build_handshakes(count, mix=False)
+    traffic = livetraffic.handshakes(count)
     results = {setup: SetupResult(setup) for setup in setups}
-    with bench_live.teardown(), bench_live.Lab() as lab:
+    with contextlib.ExitStack() as stack:
+        stack.callback(livelab.reap_all)
+        lab = stack.enter_context(livelab.BenchLab())
+        tmp = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="smcbench-")))
+        blob = tmp / "handshakes.frames"
+        livetraffic.blob(blob, traffic.flat())
         lab.set_mtu(1500)  # CLC messages make frames of up to ~300 bytes
         for round_no in range(rounds):
             order = setups[round_no % 3:] + setups[:round_no % 3]
             for setup in order:
-                run, report = capacity_run(lab, handshakes, outcomes, setup)
+                run, report = capacity_run(lab, traffic, blob, setup)
                 result = results[setup]
                 result.rates.append(run.traced / run.traced_s)
                 result.lost.append(run.handshakes - run.traced)
@@ -448,7 +439,7 @@ def main() -> None:
         if os.geteuid() != 0:
             raise SystemExit("capacity needs root (network namespaces, AF_PACKET, BPF)")
         ok = section_capacity(args.handshakes, args.rounds, args.tolerance)
-    if not ok or bench_live.failures:
+    if not ok or failures:
         raise SystemExit(1)
 
 

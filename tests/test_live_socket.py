@@ -58,7 +58,7 @@ class Lab:
 
     def add_tun(self) -> tuple[str, int]:
         """A tun device in the namespace, up; its name and the fd whose writes arrive on
-        it as received IP packets."""
+        it as received IP packets (closed with the lab)."""
         return self.net.tun(self.netns)
 
     def delete(self, device: str) -> None:
@@ -347,18 +347,15 @@ def test_headerless_device(lab: Lab, backend: str) -> None:
     from smctrace.frame import LINKTYPE_RAW
 
     tun_name, tun = lab.add_tun()
-    try:
-        syn = tcp_frame("10.6.0.1", "10.6.0.2", 40006, 5201, seq=1, flags=SYN,
-                        smc_option=True, linktype=LINKTYPE_RAW)
-        ordinary = [tcp_frame("10.6.0.1", "10.6.0.2", port, 80, payload=b"y" * 64,
-                              linktype=LINKTYPE_RAW) for port in range(2000, 2500)]
-        with lab.capture([tun_name], backend) as capture:
-            for packet in ordinary:
-                os.write(tun, packet)
-            os.write(tun, syn)
-            frames = collect(capture, 1)
-    finally:
-        os.close(tun)
+    syn = tcp_frame("10.6.0.1", "10.6.0.2", 40006, 5201, seq=1, flags=SYN,
+                    smc_option=True, linktype=LINKTYPE_RAW)
+    ordinary = [tcp_frame("10.6.0.1", "10.6.0.2", port, 80, payload=b"y" * 64,
+                          linktype=LINKTYPE_RAW) for port in range(2000, 2500)]
+    with lab.capture([tun_name], backend) as capture:
+        for packet in ordinary:
+            os.write(tun, packet)
+        os.write(tun, syn)
+        frames = collect(capture, 1)
     assert len(frames) == 1
     frame = frames[0]
     assert frame.linktype == LINKTYPE_LINUX_SLL2
@@ -468,7 +465,6 @@ def test_several_interfaces(lab: Lab, backend: str) -> None:
             os.write(tun, syn_raw)
             frames = collect(capture, 3)
     finally:
-        os.close(tun)
         sender.close()
     by_interface = {frame.interface: frame for frame in frames}
     assert len(frames) == 3

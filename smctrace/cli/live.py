@@ -101,20 +101,26 @@ def trace_live(options: LiveOptions, sink: CountingSink,
                 return True
             return deadline is not None and time.monotonic() >= deadline
 
-        for frame in capture.frames(should_stop, poll_interval=tick, wake_fd=wake_read):
-            if frame is None:
-                tracer.advance(time.time())  # idle: let late-Decline timers expire
-                sink.flush()
-                if service is not None:
-                    service.tick(tracer.summary(frames), tracer.tracker.followed, capture)
-                continue
-            frames += 1
-            sink.frame_messages.clear()
-            tracer.feed_frame(frame, rule=False)  # the kernel filter applied the rule
-            if writer is not None and (packet_filter is None or packet_filter.matches(
-                    frame.data, frame.linktype, frame.orig_len)):
-                writer.write(frame.interface, frame.time, frame.data, frame.orig_len,
-                             "; ".join(sink.frame_messages) or None)
+        # The kernel filter applied the rule: the engine parses and drops duplicates.
+        for batch in capture.batches(engine, should_stop, poll_interval=tick,
+                                     wake_fd=wake_read, keep_frames=writer is not None):
+            frames += batch.count
+            if writer is None:
+                tracer.feed_segments(batch.segments)
+            else:
+                for frame, segments in batch.per_frame():
+                    if tracer.stopped:
+                        break
+                    sink.frame_messages.clear()
+                    tracer.feed_segments(segments)
+                    if packet_filter is None or packet_filter.matches(
+                            frame.data, frame.linktype, frame.orig_len):
+                        writer.write(frame.interface, frame.time, frame.data, frame.orig_len,
+                                     "; ".join(sink.frame_messages) or None)
+            tracer.advance(time.time())  # let late-Decline timers expire
+            sink.flush()
+            if service is not None:
+                service.tick(tracer.summary(frames), tracer.tracker.followed, capture)
     except (LiveError, PrivilegeError, SaveError) as exc:
         raise UserError(str(exc)) from None
     finally:

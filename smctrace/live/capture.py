@@ -10,6 +10,12 @@ Every other device, and ``-i any`` (one socket bound to interface index 0), gets
 SOCK_DGRAM socket: the kernel then hands the filter the frame from its IP header on,
 whatever the device's link header is, and the frames come out as LINKTYPE_LINUX_SLL2 with
 the interface index, device type and packet type from the socket address.
+
+:meth:`LiveCapture.batches` reads the sockets and feeds an engine: with the C engine
+(``Engine.drain``) each poll round is a few recvmmsg(2) calls and no Python per frame;
+without it (or with ``SMCTRACE_RECEIVE=python`` in the environment, for comparison) it
+runs :meth:`LiveCapture.frames`, one recvmsg and one :class:`Frame` per frame, and feeds
+them one by one.  Both give the same segments and frames.
 """
 
 from __future__ import annotations
@@ -22,9 +28,10 @@ import socket
 import struct
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
+from typing import Any
 
 from smctrace.capabilities import missing_for_capture
 from smctrace.frame import LINKTYPE_ETHERNET, LINKTYPE_LINUX_SLL2, Frame, LinkLayer
@@ -62,6 +69,7 @@ DEFAULT_SNAPLEN = SNAP_PAYLOAD + 256
 # frames); a receive buffer costs kernel memory only while the tracer is behind.
 RECEIVE_BUFFER_BYTES = 256 << 20
 FRAMES_PER_WAKEUP = 256  # drain at most this many frames of one socket before polling again
+RECEIVE_PATH_VARIABLE = "SMCTRACE_RECEIVE"  # "python": the per-frame Python path, always
 
 _AUXDATA = struct.Struct("=IIIHHHH")  # struct tpacket_auxdata
 _TIMESPEC = struct.Struct("=qq")
@@ -77,6 +85,25 @@ class _Channel:
     interface: int  # position of the device in the interface list
     received: int = 0  # PACKET_STATISTICS, accumulated (the kernel clears on read)
     dropped: int = 0
+
+
+@dataclass(slots=True)
+class Batch:
+    """What one poll round of :meth:`LiveCapture.batches` read: the engine's segments,
+    how many frames were read, and (only when asked for, for ``-w``) the frames."""
+
+    segments: list[Any] = field(default_factory=list)
+    count: int = 0
+    frames: list[Frame] = field(default_factory=list)
+
+    def per_frame(self) -> Iterator[tuple[Frame, list[Any]]]:
+        """Each kept frame with the segments it gave (live, the engine applies no rule,
+        so a segment always belongs to the frame of its number)."""
+        by_number: dict[int, list[Any]] = {}
+        for seg in self.segments:
+            by_number.setdefault(seg[1], []).append(seg)
+        for frame in self.frames:
+            yield frame, by_number.get(frame.number, [])
 
 
 def _drain(fd: int) -> None:
@@ -290,6 +317,78 @@ class LiveCapture:
             # What was ready has been read: a pause in the stream (the caller flushes its
             # output and runs its timers).
             yield None
+
+    def batches(
+        self, engine: Any, stop: Callable[[], bool], poll_interval: float = 0.2,
+        wake_fd: int | None = None, *, keep_frames: bool = False,
+        native: bool | None = None,
+    ) -> Iterator[Batch]:
+        """Feed the frames that pass the filter to ``engine`` (as ``engine.feed(...,
+        rule=False, out)``); one :class:`Batch` per poll round, an empty one on idle
+        ticks (at least every ``poll_interval`` seconds).  ``keep_frames``: the batches
+        also carry the frames (for ``-w``).  ``native``: None picks ``engine.drain``
+        (the C engine's recvmmsg path) when there is one and the environment does not
+        ask for the Python path; stop, wake-up and errors as in :meth:`frames`."""
+        if native is None:
+            native = (hasattr(engine, "drain")
+                      and os.environ.get(RECEIVE_PATH_VARIABLE, "") != "python")
+        if native:
+            yield from self._native_batches(engine, stop, poll_interval, wake_fd, keep_frames)
+            return
+        batch = Batch()
+        for frame in self.frames(stop, poll_interval, wake_fd):
+            if frame is None:
+                yield batch
+                batch = Batch()
+                continue
+            batch.count += 1
+            engine.feed(frame.data, frame.linktype, frame.time, frame.number,
+                        frame.interface, frame.orig_len, False, batch.segments)
+            if keep_frames:
+                batch.frames.append(frame)
+        if batch.count:
+            yield batch
+
+    def _native_batches(
+        self, engine: Any, stop: Callable[[], bool], poll_interval: float,
+        wake_fd: int | None, keep_frames: bool,
+    ) -> Iterator[Batch]:
+        if not self._channels:
+            raise LiveError("capture is not attached")
+        poller = select.poll()
+        by_fd: dict[int, _Channel] = {}
+        for channel in self._channels:
+            poller.register(channel.sock.fileno(), select.POLLIN | select.POLLERR)
+            by_fd[channel.sock.fileno()] = channel
+        if wake_fd is not None:
+            poller.register(wake_fd, select.POLLIN)
+        drain = engine.drain
+        number = 0
+        while not stop():
+            events = poller.poll(poll_interval * 1000)
+            batch = Batch()
+            raw: list[tuple[float, int, bytes, int, int, int]] | None = (
+                [] if keep_frames else None)
+            for fd, _ in events:
+                if fd == wake_fd:
+                    _drain(fd)
+                    continue
+                channel = by_fd[fd]
+                count, error = drain(
+                    fd, channel.interface, channel.device.link_layer == LinkLayer.ETHERNET,
+                    self.snaplen, number, FRAMES_PER_WAKEUP, batch.segments, raw)
+                number += count
+                batch.count += count
+                if error not in (0, errno.EAGAIN):
+                    if raw:
+                        batch.frames += [Frame(*fields) for fields in raw]
+                    yield batch
+                    raise self._channel_error(channel, OSError(error, os.strerror(error)))
+                if stop():
+                    break
+            if raw:
+                batch.frames = [Frame(*fields) for fields in raw]
+            yield batch
 
     def _channel_error(self, channel: _Channel, exc: OSError) -> LiveError:
         name = channel.device.name
@@ -523,4 +622,4 @@ def program_source(backend: str, interfaces: list[str], snap_payload: int = SNAP
     return "\n".join(parts)
 
 
-__all__ = ["DEFAULT_SNAPLEN", "LiveCapture", "program_source"]
+__all__ = ["DEFAULT_SNAPLEN", "Batch", "LiveCapture", "program_source"]

@@ -5,7 +5,8 @@
  * applies the rule (smc_match.h, shared with the eBPF filter), drops segments seen twice,
  * and returns the segments that cross as tuples, so Python runs once per buffer and once
  * per segment that matters, never per frame.  Live capture uses the same parser and
- * duplicate filter on the frames the kernel filter kept (Engine.feed).
+ * duplicate filter on the frames the kernel filter kept (Engine.feed), and can read them
+ * from the capture socket itself (Engine.drain: recvmmsg(2), no Python per frame).
  *
  * The Python twin is smctrace/match/engine.py (over smctrace/match/reference.py); the
  * case table and the equivalence tests hold both to the same results.
@@ -19,10 +20,14 @@
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
 #include <arpa/inet.h>
+#include <errno.h>
+#include <linux/if_packet.h>
 #include <math.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
+#include <time.h>
 
 typedef uint8_t u8;
 typedef uint16_t u16;
@@ -251,6 +256,8 @@ struct sample {
 	int count;
 };
 
+struct receive_buffers;
+
 struct engine {
 	PyObject_HEAD
 	/* the user's filter: an object with instructions(linktype) -> [(code, jt, jf, k)],
@@ -292,6 +299,7 @@ struct engine {
 	const struct frame_ctx *cur_frame;
 	int released; /* a held SYN was released by the current frame */
 	struct slot released_syn;
+	struct receive_buffers *rx; /* Engine.drain's, made on first use */
 };
 
 _Static_assert(sizeof(struct match_key) == 40, "key_hash reads the key as five words");
@@ -1001,6 +1009,7 @@ static inline u32 load32(const u8 *p, int swapped)
 
 static void engine_dealloc(struct engine *e)
 {
+	free(e->rx);
 	table_free(&e->follow);
 	table_free(&e->pending);
 	table_free(&e->pickups);
@@ -1268,6 +1277,215 @@ static PyObject *engine_feed(struct engine *e, PyObject *args)
 	Py_RETURN_NONE;
 }
 
+/* --- live capture: frames straight from an AF_PACKET socket ------------------------------ */
+
+/* What smctrace/live/capture.py does per frame in Python (its fallback), done here for a
+ * whole batch: recvmmsg(2), PACKET_AUXDATA (wire length, an out-of-band VLAN tag) and
+ * SO_TIMESTAMPNS, the frame rebuilt as libpcap would show it (the VLAN tag put back for
+ * Ethernet-like devices; a LINKTYPE_LINUX_SLL2 header in front for every other device and
+ * for "any"), loopback's outgoing copies dropped, then the same path as feed(). */
+
+#define RX_BATCH 64	   /* frames per recvmmsg(2) */
+#define RX_HEADROOM 24	   /* room in front of a frame for an SLL2 header or a VLAN tag */
+#define RX_CONTROL 128	   /* control bytes per frame: auxdata and a timespec */
+#define SLL2_HEADER_LEN 20
+#define RX_ETHERNET 1	   /* Ethernet-like device: SOCK_RAW, VLAN tag re-inserted */
+#define ARPHRD_LOOPBACK_ 772
+#define PACKET_OUTGOING_ 4
+#define ETH_P_8021Q_ 0x8100
+#ifndef SO_TIMESTAMPNS
+#define SO_TIMESTAMPNS 35
+#endif
+#ifndef TP_STATUS_VLAN_TPID_VALID
+#define TP_STATUS_VLAN_TPID_VALID (1 << 6)
+#endif
+
+struct receive_buffers {
+	u32 snaplen;
+	struct mmsghdr msgs[RX_BATCH];
+	struct iovec iov[RX_BATCH];
+	struct sockaddr_ll addr[RX_BATCH];
+	u8 control[RX_BATCH][RX_CONTROL] __attribute__((aligned(8)));
+	u8 data[]; /* RX_BATCH frames of RX_HEADROOM + snaplen bytes */
+};
+
+static struct receive_buffers *receive_buffers(struct engine *e, u32 snaplen)
+{
+	if (e->rx && e->rx->snaplen == snaplen)
+		return e->rx;
+	free(e->rx);
+	e->rx = malloc(sizeof(struct receive_buffers) +
+		       (size_t)RX_BATCH * (RX_HEADROOM + snaplen));
+	if (!e->rx)
+		return NULL;
+	e->rx->snaplen = snaplen;
+	return e->rx;
+}
+
+/* The frame tuple for -w: (time, linktype, data, orig_len, interface, number). */
+static int append_frame(PyObject *frames, double time, long linktype, const u8 *d, u32 len,
+			u32 orig_len, u32 interface, u32 number)
+{
+	PyObject *t = Py_BuildValue("(dly#III)", time, linktype, (const char *)d,
+				    (Py_ssize_t)len, orig_len, interface, number);
+	if (!t || PyList_Append(frames, t) < 0) {
+		Py_XDECREF(t);
+		return -1;
+	}
+	Py_DECREF(t);
+	return 0;
+}
+
+PyDoc_STRVAR(drain_doc,
+	     "drain(fd, interface, ethernet, snaplen, number, max_frames, out, frames=None)\n"
+	     "    -> (frames_read, errno)\n\n"
+	     "Read at most max_frames frames from the non-blocking AF_PACKET socket fd (with\n"
+	     "PACKET_AUXDATA and SO_TIMESTAMPNS on) with recvmmsg(2), rebuild each frame as\n"
+	     "LiveCapture does (ethernet: LINKTYPE_ETHERNET with an out-of-band VLAN tag put\n"
+	     "back, else LINKTYPE_LINUX_SLL2), number them from number + 1, and feed them as\n"
+	     "feed(..., rule=False, out) does.  With a list `frames`, also append each frame as\n"
+	     "(time, linktype, data, orig_len, interface, number).  errno: EAGAIN when the\n"
+	     "socket was drained, 0 when max_frames were read, else the error that stopped\n"
+	     "the reading (the frames before it were fed).");
+
+static PyObject *engine_drain(struct engine *e, PyObject *args, PyObject *kwds)
+{
+	static char *names[] = {"fd", "interface", "ethernet", "snaplen", "number",
+				"max_frames", "out", "frames", NULL};
+	int fd, ethernet, error = 0;
+	unsigned int interface, snaplen;
+	unsigned long number, max_frames;
+	PyObject *out, *frames = Py_None;
+	if (!PyArg_ParseTupleAndKeywords(args, kwds, "iIpIkkO!|O", names, &fd, &interface,
+					 &ethernet, &snaplen, &number, &max_frames, &PyList_Type,
+					 &out, &frames))
+		return NULL;
+	if (frames != Py_None && !PyList_Check(frames)) {
+		PyErr_SetString(PyExc_TypeError, "frames must be a list or None");
+		return NULL;
+	}
+	if (snaplen < 64 || snaplen > 262144) {
+		PyErr_SetString(PyExc_ValueError, "snaplen must be 64..262144");
+		return NULL;
+	}
+	struct receive_buffers *rx = receive_buffers(e, snaplen);
+	if (!rx)
+		return PyErr_NoMemory();
+	long linktype = ethernet ? SMC_LINKTYPE_ETHERNET : SMC_LINKTYPE_LINUX_SLL2;
+	u32 stride = RX_HEADROOM + snaplen;
+	unsigned long done = 0, read = 0;
+	while (read < max_frames) {
+		unsigned int want = max_frames - read < RX_BATCH ? max_frames - read : RX_BATCH;
+		for (unsigned int i = 0; i < want; i++) {
+			rx->iov[i].iov_base = rx->data + (size_t)i * stride + RX_HEADROOM;
+			rx->iov[i].iov_len = snaplen;
+			struct msghdr *h = &rx->msgs[i].msg_hdr;
+			h->msg_name = &rx->addr[i];
+			h->msg_namelen = sizeof(rx->addr[i]);
+			h->msg_iov = &rx->iov[i];
+			h->msg_iovlen = 1;
+			h->msg_control = rx->control[i];
+			h->msg_controllen = RX_CONTROL;
+			h->msg_flags = 0;
+		}
+		int got;
+		Py_BEGIN_ALLOW_THREADS
+		got = recvmmsg(fd, rx->msgs, want, MSG_DONTWAIT, NULL);
+		Py_END_ALLOW_THREADS
+		if (got < 0) {
+			if (errno == EINTR)
+				continue;
+			error = errno == EWOULDBLOCK ? EAGAIN : errno;
+			break;
+		}
+		read += (unsigned long)got;
+		for (int i = 0; i < got; i++) {
+			const struct sockaddr_ll *a = &rx->addr[i];
+			struct msghdr *h = &rx->msgs[i].msg_hdr;
+			u8 *d = rx->data + (size_t)i * stride + RX_HEADROOM;
+			u32 len = rx->msgs[i].msg_len, wire_len = len;
+			double stamp = 0.0;
+			int vlan = 0;
+			u16 tpid = ETH_P_8021Q_, tci = 0;
+			/* Each frame passes lo twice; the filters drop the outgoing copy, this is
+			 * the safety net for filters that cannot (like libpcap). */
+			if (a->sll_pkttype == PACKET_OUTGOING_ && a->sll_hatype == ARPHRD_LOOPBACK_)
+				continue;
+			for (struct cmsghdr *c = CMSG_FIRSTHDR(h); c; c = CMSG_NXTHDR(h, c)) {
+				if (c->cmsg_level == SOL_PACKET && c->cmsg_type == PACKET_AUXDATA &&
+				    c->cmsg_len >= CMSG_LEN(sizeof(struct tpacket_auxdata))) {
+					struct tpacket_auxdata aux;
+					memcpy(&aux, CMSG_DATA(c), sizeof(aux));
+					wire_len = aux.tp_len;
+					if (aux.tp_status & TP_STATUS_VLAN_VALID) {
+						vlan = 1;
+						tci = aux.tp_vlan_tci;
+						if (aux.tp_status & TP_STATUS_VLAN_TPID_VALID)
+							tpid = aux.tp_vlan_tpid;
+					}
+				} else if (c->cmsg_level == SOL_SOCKET && c->cmsg_type == SO_TIMESTAMPNS &&
+					   c->cmsg_len >= CMSG_LEN(sizeof(struct timespec))) {
+					struct timespec ts;
+					memcpy(&ts, CMSG_DATA(c), sizeof(ts));
+					stamp = (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+				}
+			}
+			if (stamp == 0.0) {
+				struct timespec ts;
+				clock_gettime(CLOCK_REALTIME, &ts);
+				stamp = (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+			}
+			if (ethernet) {
+				if (vlan && len >= 12) {
+					/* The NIC or the kernel took the tag out of the frame; put it back
+					 * where it was so the frame reads as it was on the wire. */
+					memmove(d - 4, d, 12);
+					d -= 4;
+					d[12] = tpid >> 8;
+					d[13] = tpid & 0xff;
+					d[14] = tci >> 8;
+					d[15] = tci & 0xff;
+					len += 4;
+					wire_len += 4;
+				}
+			} else {
+				u32 halen = a->sll_halen < 8 ? a->sll_halen : 8;
+				u32 ifindex = (u32)a->sll_ifindex;
+				u16 hatype = a->sll_hatype;
+				d -= SLL2_HEADER_LEN;
+				memcpy(d, &a->sll_protocol, 2); /* already in network order */
+				d[2] = d[3] = 0;
+				d[4] = ifindex >> 24;
+				d[5] = ifindex >> 16;
+				d[6] = ifindex >> 8;
+				d[7] = ifindex;
+				d[8] = hatype >> 8;
+				d[9] = hatype & 0xff;
+				d[10] = a->sll_pkttype;
+				d[11] = (u8)halen;
+				memset(d + 12, 0, 8);
+				memcpy(d + 12, a->sll_addr, halen);
+				len += SLL2_HEADER_LEN;
+				wire_len += SLL2_HEADER_LEN;
+			}
+			u32 orig_len = wire_len > len ? wire_len : len;
+			if (len > snaplen)
+				len = snaplen;
+			u32 n = (u32)(number + ++done);
+			if (frames != Py_None &&
+			    append_frame(frames, stamp, linktype, d, len, orig_len, interface, n) < 0)
+				return NULL;
+			if (process_frame(e, d, len, linktype, stamp, n, interface, orig_len, 0, out) < 0)
+				return NULL;
+		}
+		if ((unsigned int)got < want) {
+			error = EAGAIN; /* fewer than asked for: the queue is empty */
+			break;
+		}
+	}
+	return Py_BuildValue("(ki)", done, error);
+}
+
 PyDoc_STRVAR(verdict_doc,
 	     "verdict(data, linktype, time_ns) -> (keep, release, keep_bytes, pickup)\n\n"
 	     "The rule's verdict on one frame (no duplicate filter): keep is a Keep value.");
@@ -1433,6 +1651,8 @@ static PyMethodDef engine_methods[] = {
 	{"scan_pcap", (PyCFunction)engine_scan_pcap, METH_VARARGS, scan_pcap_doc},
 	{"scan_pcapng", (PyCFunction)engine_scan_pcapng, METH_VARARGS, scan_pcapng_doc},
 	{"feed", (PyCFunction)engine_feed, METH_VARARGS, feed_doc},
+	{"drain", (PyCFunction)(void (*)(void))engine_drain, METH_VARARGS | METH_KEYWORDS,
+	 drain_doc},
 	{"verdict", (PyCFunction)engine_verdict, METH_VARARGS, verdict_doc},
 	{"finish", (PyCFunction)engine_finish, METH_VARARGS, finish_doc},
 	{"counters", (PyCFunction)engine_counters, METH_NOARGS, counters_doc},

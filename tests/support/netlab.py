@@ -66,6 +66,7 @@ class NetLab:
         self.prefix = prefix
         self._pid = os.getpid()
         self._namespaces: list[str] = []
+        self._fds: list[int] = []
         self._count = 0
 
     # -- lifetime -----------------------------------------------------------------------
@@ -79,6 +80,8 @@ class NetLab:
 
     def close(self) -> None:
         """Delete every namespace of this lab (and so every device in them)."""
+        while self._fds:
+            os.close(self._fds.pop())
         while self._namespaces:
             name = self._namespaces.pop()
             subprocess.run(["ip", "netns", "del", name], capture_output=True, timeout=30)
@@ -176,16 +179,20 @@ class NetLab:
             self.run(namespace, "ip", "link", "set", name, "up")
         return name
 
-    def tun(self, namespace: str) -> tuple[str, int]:
-        """A tun device in ``namespace``, up; its name and the file descriptor whose
-        writes arrive on it as received IP packets (the caller closes it)."""
+    def tun(self, namespace: str, *, up: bool = True) -> tuple[str, int]:
+        """A tun device in ``namespace`` (no link header: ARPHRD_NONE) with a queue
+        attached, so it has carrier; returns its name and the queue's fd (closed with the
+        lab).  Frames sent out of the device (an AF_PACKET socket) queue on the fd;
+        writes to the fd arrive on the device as received IP packets."""
         name = self._name("tn")
         self.run(namespace, "ip", "tuntap", "add", "dev", name, "mode", "tun")
-        self.run(namespace, "ip", "link", "set", name, "up")
-        with entered(namespace):
-            fd = os.open("/dev/net/tun", os.O_RDWR)
+        with entered(namespace):  # the queue attaches in the namespace it was opened in
+            fd = os.open("/dev/net/tun", os.O_RDWR | os.O_NONBLOCK)
+        self._fds.append(fd)
         iff_tun, iff_no_pi, tunsetiff = 0x0001, 0x1000, 0x400454CA
         fcntl.ioctl(fd, tunsetiff, struct.pack("16sH14x", name.encode(), iff_tun | iff_no_pi))
+        if up:
+            self.run(namespace, "ip", "link", "set", name, "up")
         return name, fd
 
     def read_counter(self, namespace: str, device: str, counter: str) -> int:
