@@ -197,12 +197,16 @@ class ConnectionTracker:
             held = self._syns.pop(client_key, None)
             if held is not None:
                 conn = self._from_syn(client_key, held)
-            elif option:  # the SYN was not seen: the SYN-ACK says it had the option
+            elif client_key in self._reported:
+                return  # a resent SYN-ACK of a connection already reported
+            else:
+                # The SYN was not seen.  With the option, the SYN-ACK says it had it;
+                # without, the rule let it cross only for a SYN with the option that the
+                # engine held or, live, that the kernel filter remembered without passing
+                # it (SMC SYNs over its rate, in a flood): a fallback either way.
                 cid = ConnectionId(Endpoint(dst, dport), Endpoint(src, sport))
                 conn = _Connection(cid, time, last_time=time)
                 self._add(conn)
-            else:
-                return  # SYN-ACK of a connection nobody follows
             role = "server"
         if role != "server":
             return

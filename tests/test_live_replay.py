@@ -145,7 +145,10 @@ def test_flood_never_reaches_user_space(netns: str, expected: list[dict[str, Any
     summary, quiet_summary = events[-1], quiet[-1]
     # Exactly the frames of the quiet run crossed: not one of the flood's.
     assert summary["received"] == quiet_summary["received"]
-    assert summary["seen_by_filter"] >= quiet_summary["seen_by_filter"] + FLOOD_SEGMENTS
+    # ... while the filter saw (and dropped) every frame of the flood; background frames
+    # of a new veth (IPv6 neighbour discovery) vary from run to run, so they are not
+    # compared between the runs
+    assert summary["seen_by_filter"] - summary["kept"] >= FLOOD_SEGMENTS
     assert summary["dropped"] == 0
     assert [comparable_connection(e) for e in select(events, "connection")] == \
         [comparable_connection(e) for e in select(expected, "connection")]
@@ -160,8 +163,8 @@ def test_count_stops_after_n_connections(netns: str) -> None:
         tracer.kill()
     events = [json.loads(line) for line in out.splitlines()]
     assert tracer.returncode == 0
-    assert len(select(events, "connection")) >= 3
-    assert events[-1]["event"] == "summary"
+    assert len(select(events, "connection")) == 3  # exactly: nothing after the third
+    assert events[-1]["event"] == "summary" and events[-1]["connections"] == 3
 
 
 @pytest.mark.skipif(shutil.which("tshark") is None, reason="tshark reads the comments back")

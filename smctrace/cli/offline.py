@@ -138,6 +138,8 @@ def trace_files(options: OfflineOptions, sink: CountingSink) -> int:
                             frames += capture.frames_read
                             snaplens |= capture.snaplens
                 except CaptureError as exc:
+                    if interruption.requested:
+                        break  # the read was cut short by the signal, not by damage
                     if index == 0 and not frames:
                         raise UserError(str(exc)) from None  # nothing read: one line
                     failure = str(exc)  # reported after what came before is decoded
