@@ -136,6 +136,11 @@ def trace_live(options: LiveOptions, sink: CountingSink,
     tracer.finish()
     summary = tracer.summary(frames)
     summary.capture = {key: (None if value < 0 else value) for key, value in stats.items()}
+    # The eBPF filter passes only so many SMC SYNs a second and counts them all: under a
+    # flood most unanswered ones never reached user space, so its count is the one to say.
+    if "smc_syns" in stats and "answered" in stats:
+        summary.unanswered_syns = max(summary.unanswered_syns,
+                                      stats["smc_syns"] - stats["answered"])
     if capture.backend_used == "cbpf":
         summary.warnings += cbpf_warnings(summary)
     return finish_output(sink, summary)
