@@ -25,13 +25,12 @@ run: setup
 test: setup lint
 	$(PY) -m pytest -q
 
-# mypy: smctrace, the SMC lab's package, the benchmarks and tests/support (scripts/bench_service.py is
-# not clean yet, so scripts/ is listed file by file)
+# mypy --strict: the package, every script (the lab's package, the benchmarks and their
+# launchers) and tests/support
 lint: setup
 	$(VENV)/bin/ruff check smctrace tests scripts
-	$(VENV)/bin/mypy --strict smctrace scripts/smc-lab/smclab tests/support \
-		scripts/smc_echo.py scripts/bench_offline.py scripts/bench_live.py scripts/bench \
-		scripts/bench_capture_input.py
+	$(VENV)/bin/mypy --strict smctrace scripts/smc-lab/smclab tests/support scripts/bench \
+		scripts/*.py
 
 setup: $(STAMP)
 
