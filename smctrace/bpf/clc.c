@@ -202,7 +202,7 @@ static __always_inline u32 decide(struct __sk_buff *skb)
 	if (!match_parse_ip(skb, ip_off, version, &seg))
 		return 0;
 	u64 now = bpf_ktime_get_ns();
-	u32 verdict = match_step(skb, 0, &seg, now) & 0x0f;
+	u32 verdict = match_step(skb, 0, &seg, now) & KEEP_AMOUNT;
 	if (verdict == KEEP_HOLD) {
 		if (!syn_token(now)) {
 			count(COUNTER_SYN_DEFERRED);

@@ -208,6 +208,14 @@ static u32 bpf_run(const struct bpf_insn_ *insns, u32 len, const u8 *p, u32 capl
 
 /* --- tables: a hash of keys with an LRU list, by index ----------------------------------- */
 
+/* Where a frame came from: what a segment tuple carries besides the frame's bytes (kept
+ * with a held frame until it crosses). */
+struct frame_info {
+	double time;
+	u32 number, interface, orig_len;
+	long linktype;
+};
+
 struct slot {
 	struct match_key key;
 	struct match_conn conn;
@@ -216,11 +224,7 @@ struct slot {
 	u8 used;
 	/* pending table only: the held SYN */
 	u16 held_len;
-	u32 held_number;
-	u32 held_interface;
-	u32 held_linktype;
-	u32 held_orig_len;
-	double held_time;
+	struct frame_info held_info;
 	u8 held[HELD_FRAME_MAX];
 };
 
@@ -233,8 +237,7 @@ enum table_kind {
 /* A pick-up held until its connection shows more (rule.HELD_PICKUPS). */
 struct held_pickup {
 	s64 time_ns;
-	double time;
-	u32 number, interface, linktype, orig_len;
+	struct frame_info info;
 	u32 len;
 	u8 d[HELD_PICKUP_MAX];
 };
@@ -274,7 +277,6 @@ struct engine {
 	struct table pending;
 	struct table pickups;
 	struct held_pickup *held_pickups; /* by slot of `pickups` */
-	s64 pickup_wait_ns;
 	u64 unanswered_pickups;
 	struct sample pickup_sample; /* 4-tuples of unanswered pick-ups */
 	u64 counters[MATCH_COUNTERS];
@@ -294,9 +296,8 @@ struct engine {
 	int keep_frames;
 	u64 grace_ns;
 	/* the frame being processed (for held SYNs) */
-	double cur_time;
-	u32 cur_number, cur_interface, cur_linktype, cur_orig_len;
 	const struct frame_ctx *cur_frame;
+	const struct frame_info *cur_info;
 	int released; /* a held SYN was released by the current frame */
 	struct slot released_syn;
 	struct receive_buffers *rx; /* Engine.drain's, made on first use */
@@ -484,11 +485,7 @@ static void match_pending_insert(struct engine *e, const struct match_key *k,
 	u32 n = e->cur_frame->len < HELD_FRAME_MAX ? e->cur_frame->len : HELD_FRAME_MAX;
 	memcpy(s->held, e->cur_frame->d, n);
 	s->held_len = (u16)n;
-	s->held_time = e->cur_time;
-	s->held_number = e->cur_number;
-	s->held_interface = e->cur_interface;
-	s->held_linktype = e->cur_linktype;
-	s->held_orig_len = e->cur_orig_len;
+	s->held_info = *e->cur_info;
 }
 
 static void match_pending_delete(struct engine *e, const struct match_key *k)
@@ -750,8 +747,8 @@ static void note_sample(struct sample *sample, const struct match_key *k)
 
 /* The segment tuple for a parsed frame (see the header comment). */
 static PyObject *segment_tuple(struct engine *e, const struct frame_ctx *f,
-			       const struct match_segment *seg, u32 keep, double time,
-			       u32 number, u32 interface, long linktype, u32 orig_len)
+			       const struct match_segment *seg, u32 keep,
+			       const struct frame_info *info)
 {
 	u32 keep_bytes = match_keep_bytes(seg, keep);
 	u32 payload_end = keep_bytes > seg->payload_off ? keep_bytes : seg->payload_off;
@@ -767,11 +764,12 @@ static PyObject *segment_tuple(struct engine *e, const struct frame_ctx *f,
 		: (Py_INCREF(Py_None), Py_None);
 	PyObject *out = NULL;
 	if (src_text && dst_text && payload && frame)
-		out = Py_BuildValue("(dIIOOIIkkiOOIOlI)", time, number, interface, src_text,
+		out = Py_BuildValue("(dIIOOIIkkiOOIOlI)", info->time, info->number,
+				    info->interface, src_text,
 				    dst_text, (unsigned)seg->sport, (unsigned)seg->dport,
 				    (unsigned long)seg->seq, (unsigned long)seg->ack, (int)seg->flags,
 				    option ? Py_True : Py_False, payload,
-				    (unsigned)seg->payload_len, frame, linktype, orig_len);
+				    (unsigned)seg->payload_len, frame, info->linktype, info->orig_len);
 	Py_XDECREF(src_text);
 	Py_XDECREF(dst_text);
 	Py_XDECREF(payload);
@@ -841,11 +839,10 @@ static const struct filter_program *filter_program_for(struct engine *e, long li
 }
 
 static int append_segment(struct engine *e, const struct frame_ctx *f,
-			  const struct match_segment *seg, u32 verdict, double time, u32 number,
-			  u32 interface, long linktype, u32 orig_len, PyObject *out)
+			  const struct match_segment *seg, u32 verdict,
+			  const struct frame_info *info, PyObject *out)
 {
-	PyObject *t = segment_tuple(e, f, seg, verdict, time, number, interface, linktype,
-				    orig_len);
+	PyObject *t = segment_tuple(e, f, seg, verdict, info);
 	if (!t || PyList_Append(out, t) < 0) {
 		Py_XDECREF(t);
 		return -1;
@@ -855,28 +852,34 @@ static int append_segment(struct engine *e, const struct frame_ctx *f,
 	return 0;
 }
 
+/* A held frame (a SYN or a pick-up) crosses: only its bytes were kept, so it is parsed
+ * again. */
+static int append_held(struct engine *e, const u8 *d, u32 len, u32 keep,
+		       const struct frame_info *info, PyObject *out)
+{
+	struct frame_ctx hf = {d, len};
+	struct match_segment hs;
+	if (!parse_frame(NULL, &hf, info->linktype, &hs))
+		return 0;
+	return append_segment(e, &hf, &hs, keep, info, out);
+}
+
 /* The held pick-up in slot i of `pickups` crosses now (its answer came, its wait is over,
  * or the input ended). */
 static int release_pickup(struct engine *e, s32 i, PyObject *out)
 {
 	struct held_pickup *h = &e->held_pickups[i];
-	struct frame_ctx hf = {h->d, h->len};
-	struct match_segment hs;
-	int rc = 0;
-	if (parse_frame(NULL, &hf, h->linktype, &hs))
-		rc = append_segment(e, &hf, &hs, KEEP_PAYLOAD, h->time, h->number, h->interface,
-				    h->linktype, h->orig_len, out);
+	int rc = append_held(e, h->d, h->len, KEEP_PAYLOAD, &h->info, out);
 	table_remove(&e->pickups, i);
 	return rc;
 }
 
 /* Hold a pick-up (0), or say it cannot be held (1: too long, or no room at all). */
 static int hold_pickup(struct engine *e, const struct frame_ctx *f,
-		       const struct match_segment *seg, double time, s64 now, u32 number,
-		       u32 interface, long linktype, u32 orig_len)
+		       const struct match_segment *seg, const struct frame_info *info, s64 now)
 {
-	u32 n = match_keep_bytes(seg, KEEP_PAYLOAD);
-	if (n > HELD_PICKUP_MAX || n > f->len)
+	u32 n = match_keep_bytes(seg, KEEP_PAYLOAD); /* within the frame */
+	if (n > HELD_PICKUP_MAX)
 		return 1;
 	struct match_conn none;
 	memset(&none, 0, sizeof(none));
@@ -885,11 +888,7 @@ static int hold_pickup(struct engine *e, const struct frame_ctx *f,
 		return 1;
 	struct held_pickup *h = &e->held_pickups[i];
 	h->time_ns = now;
-	h->time = time;
-	h->number = number;
-	h->interface = interface;
-	h->linktype = (u32)linktype;
-	h->orig_len = orig_len;
+	h->info = *info;
 	h->len = n;
 	memcpy(h->d, f->d, n);
 	return 0;
@@ -909,26 +908,26 @@ static s64 packet_ns(double time)
 
 /* One frame: parse, apply the rule (if `rule`), drop duplicates, append what crosses to
  * `out`.  Returns -1 on a Python error. */
-static int process_frame(struct engine *e, const u8 *data, u32 len, long linktype,
-			 double time, u32 number, u32 interface, u32 orig_len, int rule,
-			 PyObject *out)
+static int process_frame(struct engine *e, const u8 *data, u32 len,
+			 const struct frame_info *info, int rule, PyObject *out)
 {
 	struct frame_ctx f = {data, len};
 	struct match_segment seg;
 	u32 verdict = KEEP_PAYLOAD;
-	s64 now = packet_ns(time);
+	s64 now = packet_ns(info->time);
 	e->frames++;
 	if (e->frames == 1)
-		e->first_time = time;
-	if (time - e->first_time > e->duration) {
+		e->first_time = info->time;
+	if (info->time - e->first_time > e->duration) {
 		e->beyond++;
 		return 0;
 	}
 	if (e->filter) {
-		const struct filter_program *prog = filter_program_for(e, linktype);
+		const struct filter_program *prog = filter_program_for(e, info->linktype);
 		if (!prog)
 			return -1;
-		if (!bpf_run(prog->insns, prog->len, data, len, orig_len ? orig_len : len)) {
+		if (!bpf_run(prog->insns, prog->len, data, len,
+			     info->orig_len ? info->orig_len : len)) {
 			e->filtered++;
 			return 0;
 		}
@@ -936,43 +935,29 @@ static int process_frame(struct engine *e, const u8 *data, u32 len, long linktyp
 	/* Held pick-ups whose wait is over cross now, in the order they came. */
 	while (rule && e->pickups.count) {
 		s32 oldest = e->pickups.oldest;
-		if (now - e->held_pickups[oldest].time_ns < e->pickup_wait_ns)
+		if (now - e->held_pickups[oldest].time_ns < SMC_PICKUP_WAIT_NS)
 			break;
 		if (release_pickup(e, oldest, out) < 0)
 			return -1;
 	}
-	if (!parse_frame(e, &f, linktype, &seg))
+	if (!parse_frame(e, &f, info->linktype, &seg))
 		return 0;
 	u32 pickup = 0;
 	if (rule) {
 		e->cur_frame = &f;
-		e->cur_time = time;
-		e->cur_number = number;
-		e->cur_interface = interface;
-		e->cur_linktype = (u32)linktype;
-		e->cur_orig_len = orig_len;
+		e->cur_info = info;
 		e->released = 0;
 		verdict = match_step(&f, e, &seg, (u64)now);
 		e->cur_frame = NULL;
 		if (e->released) {
-			struct slot *held = &e->released_syn;
-			struct frame_ctx hf = {held->held, held->held_len};
-			struct match_segment hs;
+			const struct slot *held = &e->released_syn;
 			e->released = 0;
-			if (parse_frame(NULL, &hf, held->held_linktype, &hs)) {
-				PyObject *t = segment_tuple(e, &hf, &hs, KEEP_HEADERS, held->held_time,
-							    held->held_number, held->held_interface,
-							    held->held_linktype, held->held_orig_len);
-				if (!t || PyList_Append(out, t) < 0) {
-					Py_XDECREF(t);
-					return -1;
-				}
-				Py_DECREF(t);
-				e->kept++;
-			}
+			if (append_held(e, held->held, held->held_len, KEEP_HEADERS, &held->held_info,
+					out) < 0)
+				return -1;
 		}
 		pickup = verdict & KEEP_PICKUP;
-		verdict &= 0x0f;
+		verdict &= KEEP_AMOUNT;
 		if (verdict == KEEP_DROP || verdict == KEEP_HOLD)
 			return 0;
 	}
@@ -986,16 +971,13 @@ static int process_frame(struct engine *e, const u8 *data, u32 len, long linktyp
 		if (captured < wanted)
 			e->cut_payload++;
 	}
-	if (e->pickups.count) { /* a segment of a held pick-up's connection: its answer */
-		s32 i = table_find(&e->pickups, &seg.key);
-		if (i >= 0 && release_pickup(e, i, out) < 0)
-			return -1;
-	}
-	if (pickup && verdict == KEEP_PAYLOAD &&
-	    hold_pickup(e, &f, &seg, time, now, number, interface, linktype, orig_len) == 0)
+	/* a segment of a held pick-up's connection: its answer */
+	s32 answered = table_find(&e->pickups, &seg.key);
+	if (answered >= 0 && release_pickup(e, answered, out) < 0)
+		return -1;
+	if (pickup && verdict == KEEP_PAYLOAD && hold_pickup(e, &f, &seg, info, now) == 0)
 		return 0;
-	return append_segment(e, &f, &seg, verdict, time, number, interface, linktype,
-			      orig_len, out);
+	return append_segment(e, &f, &seg, verdict, info, out);
 }
 
 /* --- Python type --------------------------------------------------------------------------- */
@@ -1049,7 +1031,6 @@ static int engine_init(struct engine *e, PyObject *args, PyObject *kwds)
 		PyErr_NoMemory();
 		return -1;
 	}
-	e->pickup_wait_ns = SMC_PICKUP_WAIT_NS;
 	e->duration = INFINITY;
 	e->grace_ns = (u64)(grace * 1e9);
 	e->keep_frames = keep_frames;
@@ -1095,10 +1076,14 @@ static PyObject *engine_scan_pcap(struct engine *e, PyObject *args)
 			break;
 		}
 		frames++;
-		double time = (double)load32(base + pos, swapped) +
-			      (double)load32(base + pos + 4, swapped) / units;
-		if (process_frame(e, base + pos + SMC_PCAP_RECORD_HEADER_LEN, caplen, linktype, time,
-				  (u32)(number + frames), 0, load32(base + pos + 12, swapped), 1,
+		struct frame_info info = {
+			.time = (double)load32(base + pos, swapped) +
+				(double)load32(base + pos + 4, swapped) / units,
+			.number = (u32)(number + frames),
+			.orig_len = load32(base + pos + 12, swapped),
+			.linktype = linktype,
+		};
+		if (process_frame(e, base + pos + SMC_PCAP_RECORD_HEADER_LEN, caplen, &info, 1,
 				  out) < 0) {
 			PyBuffer_Release(&buf);
 			return NULL;
@@ -1233,8 +1218,9 @@ static PyObject *engine_scan_pcapng(struct engine *e, PyObject *args)
 			break;
 		}
 		frames++;
-		if (process_frame(e, body, caplen, info[interface].linktype, time,
-				  (u32)(number + frames), interface, orig_len, 1, out) < 0)
+		struct frame_info frame = {time, (u32)(number + frames), interface, orig_len,
+					   info[interface].linktype};
+		if (process_frame(e, body, caplen, &frame, 1, out) < 0)
 			goto fail;
 		pos += (Py_ssize_t)total;
 	}
@@ -1268,9 +1254,9 @@ static PyObject *engine_feed(struct engine *e, PyObject *args)
 	if (!PyArg_ParseTuple(args, "y*ldkkkpO!", &data, &linktype, &time, &number, &interface,
 			      &orig_len, &rule, &PyList_Type, &out))
 		return NULL;
+	struct frame_info info = {time, (u32)number, (u32)interface, (u32)orig_len, linktype};
 	int rc = data.len > UINT32_MAX ? 0
-		 : process_frame(e, data.buf, (u32)data.len, linktype, time, (u32)number,
-				 (u32)interface, (u32)orig_len, rule, out);
+		 : process_frame(e, data.buf, (u32)data.len, &info, rule, out);
 	PyBuffer_Release(&data);
 	if (rc < 0)
 		return NULL;
@@ -1475,7 +1461,8 @@ static PyObject *engine_drain(struct engine *e, PyObject *args, PyObject *kwds)
 			if (frames != Py_None &&
 			    append_frame(frames, stamp, linktype, d, len, orig_len, interface, n) < 0)
 				return NULL;
-			if (process_frame(e, d, len, linktype, stamp, n, interface, orig_len, 0, out) < 0)
+			struct frame_info info = {stamp, n, interface, orig_len, linktype};
+			if (process_frame(e, d, len, &info, 0, out) < 0)
 				return NULL;
 		}
 		if ((unsigned int)got < want) {
@@ -1500,9 +1487,10 @@ static PyObject *engine_verdict(struct engine *e, PyObject *args)
 	struct frame_ctx f = {data.buf, (u32)data.len};
 	struct match_segment seg;
 	u32 verdict = KEEP_DROP, bytes = 0;
+	struct frame_info info = {.time = (double)now / 1e9, .linktype = linktype};
 	if (parse_frame(e, &f, linktype, &seg)) {
 		e->cur_frame = &f;
-		e->cur_time = (double)now / 1e9;
+		e->cur_info = &info;
 		e->released = 0;
 		verdict = match_step(&f, e, &seg, (u64)now);
 		e->cur_frame = NULL;
@@ -1510,7 +1498,7 @@ static PyObject *engine_verdict(struct engine *e, PyObject *args)
 		bytes = match_keep_bytes(&seg, verdict);
 	}
 	PyBuffer_Release(&data);
-	return Py_BuildValue("(iOIO)", (int)(verdict & 0x0f),
+	return Py_BuildValue("(iOIO)", (int)(verdict & KEEP_AMOUNT),
 			     (verdict & KEEP_RELEASE) ? Py_True : Py_False, bytes,
 			     (verdict & KEEP_PICKUP) ? Py_True : Py_False);
 }

@@ -44,6 +44,7 @@
 #define KEEP_HEAD8 2
 #define KEEP_PAYLOAD 3
 #define KEEP_HOLD 4
+#define KEEP_AMOUNT 0x0f  /* the KEEP_* value without the flags below */
 #define KEEP_RELEASE 0x10 /* or-ed in: the connection's held SYN crosses first */
 /* or-ed in: this segment began following a connection whose start was not seen (the
  * offline engine holds it until the connection shows more; the kernel filter passes it) */
@@ -557,7 +558,7 @@ static __always_inline u32 match_step(MATCH_CTX ctx, MATCH_STATE st,
 static __always_inline u32 match_keep_bytes(const struct match_segment *seg, u32 keep)
 {
 	u32 captured = seg->captured_end - seg->payload_off;
-	switch (keep & 0x0f) {
+	switch (keep & KEEP_AMOUNT) {
 	case KEEP_HEADERS:
 		return seg->payload_off;
 	case KEEP_HEAD8:
