@@ -90,11 +90,6 @@ static void match_plain_syn(struct engine *e, const struct match_segment *seg);
 #define STATUS_STOP 0 /* Python must look at the record/block at `offset` */
 #define STATUS_END 1  /* the buffer was walked to its end */
 
-#define HELD_FRAME_MAX 256 /* bytes of a held SYN kept (its headers; a SYN has no data) */
-/* bytes of a held pick-up kept: its headers and the capped payload (longer: not held) */
-#define HELD_PICKUP_MAX (256 + SMC_PAYLOAD_CAP)
-#define SYN_MEMORY_SLOTS 4096
-#define UNANSWERED_SAMPLE 8
 #define MAX_UNSUPPORTED_KINDS 16
 
 /* --- the user's filter expression: classic BPF compiled by libpcap --------------------------- */
@@ -225,7 +220,7 @@ struct slot {
 	/* pending table only: the held SYN */
 	u16 held_len;
 	struct frame_info held_info;
-	u8 held[HELD_FRAME_MAX];
+	u8 held[SMC_HELD_HEADER_BYTES];
 };
 
 enum table_kind {
@@ -239,7 +234,7 @@ struct held_pickup {
 	s64 time_ns;
 	struct frame_info info;
 	u32 len;
-	u8 d[HELD_PICKUP_MAX];
+	u8 d[SMC_HELD_PICKUP_BYTES];
 };
 
 struct table {
@@ -255,7 +250,7 @@ struct table {
 };
 
 struct sample {
-	PyObject *items[UNANSWERED_SAMPLE];
+	PyObject *items[SMC_UNANSWERED_SAMPLE];
 	int count;
 };
 
@@ -282,7 +277,7 @@ struct engine {
 	u64 counters[MATCH_COUNTERS];
 	u32 dup_hash[SMC_DUPLICATE_SLOTS];
 	s64 dup_time[SMC_DUPLICATE_SLOTS];
-	u32 syn_memory[SYN_MEMORY_SLOTS];
+	u32 syn_memory[SMC_PLAIN_SYN_MEMORY];
 	u64 plain_syns;
 	u64 plain_connections;
 	u64 duplicates;
@@ -482,7 +477,8 @@ static void match_pending_insert(struct engine *e, const struct match_key *k,
 	if (i < 0 || !e->cur_frame)
 		return;
 	struct slot *s = &e->pending.slots[i];
-	u32 n = e->cur_frame->len < HELD_FRAME_MAX ? e->cur_frame->len : HELD_FRAME_MAX;
+	u32 n = e->cur_frame->len < SMC_HELD_HEADER_BYTES ? e->cur_frame->len
+						       : SMC_HELD_HEADER_BYTES;
 	memcpy(s->held, e->cur_frame->d, n);
 	s->held_len = (u16)n;
 	s->held_info = *e->cur_info;
@@ -533,25 +529,6 @@ static void match_count(struct engine *e, int counter)
 }
 
 /* --- frames -------------------------------------------------------------------------------- */
-
-static int linktype_supported(long linktype)
-{
-	switch (linktype) {
-	case SMC_LINKTYPE_NULL:
-	case SMC_LINKTYPE_ETHERNET:
-	case SMC_LINKTYPE_RAW_ALT_12:
-	case SMC_LINKTYPE_RAW_ALT_14:
-	case SMC_LINKTYPE_RAW:
-	case SMC_LINKTYPE_LOOP:
-	case SMC_LINKTYPE_LINUX_SLL:
-	case SMC_LINKTYPE_IPV4:
-	case SMC_LINKTYPE_IPV6:
-	case SMC_LINKTYPE_LINUX_SLL2:
-		return 1;
-	default:
-		return 0;
-	}
-}
 
 /* IP version after the link layer (0: not IP) and its offset (reference.locate_ip). */
 static u32 locate_ip(const struct frame_ctx *f, long linktype, u32 tags, u32 *ip_off)
@@ -636,7 +613,7 @@ static int parse_frame(struct engine *e, const struct frame_ctx *f, long linktyp
 {
 	u32 ip_off = 0;
 	memset(seg, 0, sizeof(*seg));
-	if (!linktype_supported(linktype)) {
+	if (!SMC_IS_SUPPORTED_LINKTYPE(linktype)) {
 		if (e)
 			count_unsupported(e, linktype);
 		return 0;
@@ -708,8 +685,8 @@ static void match_plain_syn(struct engine *e, const struct match_segment *seg)
 	u32 key = fnv1a(key_hash(&seg->key), seq, 4);
 	if (key == 0)
 		key = 1; /* 0 marks an empty slot */
-	if (e->syn_memory[key & (SYN_MEMORY_SLOTS - 1)] != key) {
-		e->syn_memory[key & (SYN_MEMORY_SLOTS - 1)] = key;
+	if (e->syn_memory[key & (SMC_PLAIN_SYN_MEMORY - 1)] != key) {
+		e->syn_memory[key & (SMC_PLAIN_SYN_MEMORY - 1)] = key;
 		e->plain_connections++;
 	}
 }
@@ -732,7 +709,7 @@ static PyObject *address_text(int family, const u32 *words)
 
 static void note_sample(struct sample *sample, const struct match_key *k)
 {
-	if (sample->count >= UNANSWERED_SAMPLE)
+	if (sample->count >= SMC_UNANSWERED_SAMPLE)
 		return;
 	PyObject *lo = address_text(k->family, k->addr_lo);
 	PyObject *hi = address_text(k->family, k->addr_hi);
@@ -879,7 +856,7 @@ static int hold_pickup(struct engine *e, const struct frame_ctx *f,
 		       const struct match_segment *seg, const struct frame_info *info, s64 now)
 {
 	u32 n = match_keep_bytes(seg, KEEP_PAYLOAD); /* within the frame */
-	if (n > HELD_PICKUP_MAX)
+	if (n > SMC_HELD_PICKUP_BYTES)
 		return 1;
 	struct match_conn none;
 	memset(&none, 0, sizeof(none));

@@ -15,7 +15,7 @@ from collections import OrderedDict
 from collections.abc import Sequence
 from typing import Any, NamedTuple, Protocol
 
-from smctrace.capture.formats import pcapng_time
+from smctrace.capture import formats
 from smctrace.frame import SUPPORTED_LINKTYPES
 from smctrace.match import reference as ref
 from smctrace.match import rule as R
@@ -29,8 +29,6 @@ class FrameFilter(Protocol):
 
 
 PICKUP_WAIT_NS = int(R.PICKUP_WAIT * R.NANOSECONDS)
-PLAIN_SYN_MEMORY = 4096  # recent plain (flow, ISN) pairs, so retransmitted SYNs count once
-HELD_PICKUP_MAX = 256 + R.PAYLOAD_CAP  # bytes of a held pick-up (longer ones are not held)
 
 
 class _Held(NamedTuple):
@@ -131,8 +129,8 @@ class PythonEngine:
                 self._note_plain(key, view.seq)
             keep, pickup = verdict.keep, verdict.pickup
             if keep == ref.Keep.HOLD:
-                self._held[key] = _Held(data[: min(len(data), 256)], time, number, interface,
-                                        linktype, orig_len)
+                self._held[key] = _Held(data[: R.HELD_HEADER_BYTES], time, number,
+                                        interface, linktype, orig_len)
                 if len(self._held) > 2 * matcher.max_pending:
                     self._held = {k: v for k, v in self._held.items() if k in matcher.pending}
             elif pending_before and key not in matcher.pending:
@@ -157,12 +155,12 @@ class PythonEngine:
             self._release_pickup(key, out)
         if pickup and keep == ref.Keep.PAYLOAD and key is not None:
             kept = data[: view.keep_bytes(keep)]
-            if len(kept) <= HELD_PICKUP_MAX:
+            if len(kept) <= R.HELD_PICKUP_BYTES:
                 pickups[key] = _Held(kept, time, number, interface, linktype, orig_len, now)
                 if len(pickups) > R.HELD_PICKUPS:
                     evicted, _ = pickups.popitem(last=False)
                     self.unanswered_pickups += 1
-                    if len(self.pickup_sample) < ref.UNANSWERED_SAMPLE:
+                    if len(self.pickup_sample) < R.UNANSWERED_SAMPLE:
                         self.pickup_sample.append(evicted)
                 return
         out.append(self._tuple(data, view, keep, time, number, interface, linktype, orig_len))
@@ -190,7 +188,7 @@ class PythonEngine:
         if (key, seq) in self._plain:
             return
         self._plain[(key, seq)] = None
-        if len(self._plain) > PLAIN_SYN_MEMORY:
+        if len(self._plain) > R.PLAIN_SYN_MEMORY:
             self._plain.popitem(last=False)
         self._counts["plain_connections"] += 1
 
@@ -207,16 +205,17 @@ class PythonEngine:
                   out: list[Any]) -> tuple[int, int, int]:
         view = memoryview(buf)
         record = struct.Struct(_file_order(swapped) + "IIII")
+        header_len = formats.PCAP_RECORD_HEADER_LEN
         position, frames = start, 0
-        while end - position >= 16:
+        while end - position >= header_len:
             seconds, fraction, caplen, orig_len = record.unpack_from(view, position)
-            if caplen > max_caplen or caplen > end - position - 16:
+            if caplen > max_caplen or caplen > end - position - header_len:
                 return STATUS_STOP, position, frames
             frames += 1
-            data = view[position + 16 : position + 16 + caplen]
+            data = view[position + header_len : position + header_len + caplen]
             self.feed(data, linktype, seconds + fraction / units, number + frames, 0,
                       orig_len, True, out)
-            position += 16 + caplen
+            position += header_len + caplen
         return (STATUS_END if position == end else STATUS_STOP), position, frames
 
     def scan_pcapng(self, buf: Any, start: int, end: int, swapped: bool,
@@ -232,25 +231,25 @@ class PythonEngine:
                     word.unpack_from(view, position + total - 4)[0] != total:
                 return STATUS_STOP, position, frames, last_time
             body, body_len = position + 8, total - 12
-            if block_type == 6:  # EPB
-                if body_len < 20:
+            if block_type == formats.PCAPNG_EPB:
+                if body_len < formats.PCAPNG_EPB_FIXED:
                     return STATUS_STOP, position, frames, last_time
                 interface, high, low, caplen, orig_len = struct.unpack_from(
                     _file_order(swapped) + "IIIII", view, body)
-                if interface >= len(interfaces) or caplen > body_len - 20:
+                if interface >= len(interfaces) or caplen > body_len - formats.PCAPNG_EPB_FIXED:
                     return STATUS_STOP, position, frames, last_time
                 _linktype, units, tsoffset, _snaplen = interfaces[interface]
-                last_time = pcapng_time((high << 32) | low, units, tsoffset)
-                time, data_start = last_time, body + 20
-            elif block_type == 3:  # SPB
-                if body_len < 4 or not interfaces:
+                last_time = formats.pcapng_time((high << 32) | low, units, tsoffset)
+                time, data_start = last_time, body + formats.PCAPNG_EPB_FIXED
+            elif block_type == formats.PCAPNG_SPB:
+                if body_len < formats.PCAPNG_SPB_FIXED or not interfaces:
                     return STATUS_STOP, position, frames, last_time
                 interface = 0
                 orig_len = word.unpack_from(view, body)[0]
-                caplen = min(orig_len, body_len - 4)
+                caplen = min(orig_len, body_len - formats.PCAPNG_SPB_FIXED)
                 if interfaces[0][3]:
                     caplen = min(caplen, interfaces[0][3])
-                time, data_start = last_time, body + 4
+                time, data_start = last_time, body + formats.PCAPNG_SPB_FIXED
             else:
                 return STATUS_STOP, position, frames, last_time
             frames += 1

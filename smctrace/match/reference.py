@@ -34,7 +34,6 @@ ByteData = bytes | bytearray | memoryview
 
 TCP_FIN, TCP_SYN, TCP_RST, TCP_ACK = 0x01, 0x02, 0x04, 0x10
 SEQ_MOD = 1 << 32
-UNANSWERED_SAMPLE = 8  # 4-tuples of unanswered SYNs kept for the report
 
 # BSD loopback address families (IPv6 differs between BSDs).
 NULL_FAMILY_INET = 2
@@ -373,7 +372,7 @@ class Matcher:
 
     def _note_unanswered(self, key: Key) -> None:
         self.unanswered += 1
-        if len(self.unanswered_keys) < UNANSWERED_SAMPLE:
+        if len(self.unanswered_keys) < R.UNANSWERED_SAMPLE:
             self.unanswered_keys.append(key)
 
     def _lookup(self, key: Key) -> Connection | None:

@@ -105,6 +105,12 @@ SYN_BURST: Final = 4000
 # decoded, so a flood costs what the engine costs, not what decoding costs.
 HELD_PICKUPS: Final = 4096
 PICKUP_WAIT: Final = 4.0  # seconds
+HELD_HEADER_BYTES: Final = 256  # bytes of a held SYN kept (its headers; a SYN has no data)
+# A held pick-up keeps its headers and the capped payload; a longer one is not held.
+HELD_PICKUP_BYTES: Final = HELD_HEADER_BYTES + PAYLOAD_CAP
+# Recent plain (flow, ISN) pairs remembered, so a retransmitted plain SYN counts once.
+PLAIN_SYN_MEMORY: Final = 4096
+UNANSWERED_SAMPLE: Final = 8  # 4-tuples of unanswered SYNs (and pick-ups) kept to report
 
 # --- duplicates --------------------------------------------------------------------------
 # The same segment seen twice (two interfaces, "-i any", a bridge and its port, captures
@@ -198,6 +204,11 @@ def c_header() -> str:
         "SMC_DUPLICATE_WINDOW_NS": f"{int(DUPLICATE_WINDOW * NANOSECONDS)}ll",
         "SMC_DUPLICATE_SLOTS": DUPLICATE_SLOTS,
         "SMC_DUPLICATE_PAYLOAD_BYTES": DUPLICATE_PAYLOAD_BYTES,
+        "SMC_HELD_HEADER_BYTES": HELD_HEADER_BYTES,
+        # HELD_PICKUP_BYTES, as an expression: a -D SMC_PAYLOAD_CAP changes it too
+        "SMC_HELD_PICKUP_BYTES": "(SMC_HELD_HEADER_BYTES + SMC_PAYLOAD_CAP)",
+        "SMC_PLAIN_SYN_MEMORY": PLAIN_SYN_MEMORY,
+        "SMC_UNANSWERED_SAMPLE": UNANSWERED_SAMPLE,
         **{f"SMC_{name}": value for name, value in sorted(linktypes.items())},
         "SMC_PCAPNG_EPB": f"{formats.PCAPNG_EPB}u",
         "SMC_PCAPNG_SPB": f"{formats.PCAPNG_SPB}u",
@@ -222,6 +233,7 @@ def c_header() -> str:
         *(f"#define {name} {value}" for name, value in fixed.items()),
         _predicate("SMC_IS_VLAN_TPID", VLAN_TPIDS),
         _predicate("SMC_IS_IPV6_EXT_GENERIC", IPV6_EXT_GENERIC),
+        _predicate("SMC_IS_SUPPORTED_LINKTYPE", tuple(sorted(frame.SUPPORTED_LINKTYPES))),
     ]
     for name, value in tunable.items():
         lines += [f"#ifndef {name}", f"#define {name} {value}", "#endif"]
