@@ -567,9 +567,9 @@ static u32 locate_ip(const struct frame_ctx *f, long linktype, u32 tags, u32 *ip
 		if (family > 0xFFFF)
 			family = __builtin_bswap32(family);
 		*ip_off = 4;
-		if (family == 2)
+		if (family == SMC_NULL_FAMILY_INET)
 			return 4;
-		if (family == 24 || family == 28 || family == 30)
+		if (SMC_IS_NULL_FAMILY_INET6(family))
 			return 6;
 		return 0;
 	default:

@@ -29,15 +29,11 @@ from smctrace.frame import (
     LINKTYPE_RAW_ALT_14,
 )
 from smctrace.match import rule as R
+from smctrace.streams import SEQ_MOD, seq_diff
 
 ByteData = bytes | bytearray | memoryview
 
 TCP_FIN, TCP_SYN, TCP_RST, TCP_ACK = 0x01, 0x02, 0x04, 0x10
-SEQ_MOD = 1 << 32
-
-# BSD loopback address families (IPv6 differs between BSDs).
-NULL_FAMILY_INET = 2
-NULL_FAMILIES_INET6 = (24, 28, 30)
 _RAW_LINKTYPES = (LINKTYPE_RAW, LINKTYPE_RAW_ALT_12, LINKTYPE_RAW_ALT_14)
 
 
@@ -146,9 +142,9 @@ def locate_ip(data: ByteData, linktype: int, offloaded_tags: int = 0) -> tuple[i
         family = int.from_bytes(data[:4], "little")
         if family > 0xFFFF:
             family = int.from_bytes(data[:4], "big")
-        if family == NULL_FAMILY_INET:
+        if family == R.NULL_FAMILY_INET:
             return 4, 4
-        if family in NULL_FAMILIES_INET6:
+        if family in R.NULL_FAMILIES_INET6:
             return 4, 6
     return -1, 0
 
@@ -277,12 +273,6 @@ def has_smc_option(data: ByteData, start: int, end: int) -> bool:
 
 
 # --- the state machine ------------------------------------------------------------------
-
-
-def seq_diff(a: int, b: int) -> int:
-    """Signed distance a - b in 32-bit sequence space."""
-    d = (a - b) % SEQ_MOD
-    return d - SEQ_MOD if d >= SEQ_MOD // 2 else d
 
 
 @dataclass(slots=True)

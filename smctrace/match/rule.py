@@ -80,6 +80,9 @@ VLAN_TPIDS: Final = (0x8100, 0x88A8, 0x9100)  # 802.1Q, 802.1ad, pre-standard Qi
 # a service tag and a customer tag (QinQ) is the deepest stack seen in practice.
 MAX_VLAN_TAGS: Final = 2
 IPPROTO_TCP: Final = 6
+# BSD loopback (LINKTYPE_NULL / LOOP) address families; AF_INET6 differs between BSDs.
+NULL_FAMILY_INET: Final = 2
+NULL_FAMILIES_INET6: Final = (24, 28, 30)
 # IPv6 extension headers whose length is (byte 1 + 1) * 8: hop-by-hop, routing,
 # destination options, mobility, HIP, shim6, and the two experimental numbers.
 IPV6_EXT_GENERIC: Final = (0, 43, 60, 135, 139, 140, 253, 254)
@@ -198,6 +201,7 @@ def c_header() -> str:
         "SMC_ETHERTYPE_IPV6": f"{ETHERTYPE_IPV6:#x}",
         "SMC_MAX_VLAN_TAGS": MAX_VLAN_TAGS,
         "SMC_IPPROTO_TCP": IPPROTO_TCP,
+        "SMC_NULL_FAMILY_INET": NULL_FAMILY_INET,
         "SMC_IPV6_EXT_FRAGMENT": IPV6_EXT_FRAGMENT,
         "SMC_IPV6_EXT_AH": IPV6_EXT_AH,
         "SMC_MAX_IPV6_EXT_HEADERS": MAX_IPV6_EXT_HEADERS,
@@ -233,6 +237,7 @@ def c_header() -> str:
         *(f"#define {name} {value}" for name, value in fixed.items()),
         _predicate("SMC_IS_VLAN_TPID", VLAN_TPIDS),
         _predicate("SMC_IS_IPV6_EXT_GENERIC", IPV6_EXT_GENERIC),
+        _predicate("SMC_IS_NULL_FAMILY_INET6", NULL_FAMILIES_INET6),
         _predicate("SMC_IS_SUPPORTED_LINKTYPE", tuple(sorted(frame.SUPPORTED_LINKTYPES))),
     ]
     for name, value in tunable.items():
