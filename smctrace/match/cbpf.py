@@ -253,6 +253,23 @@ def _emit_link_layer(b: _Builder, link_layer: LinkLayer) -> None:
     b.goto("drop")
 
 
+def _emit_ip_end(b: _Builder, length_field: int, header_len: int, zero: str, done: str) -> None:
+    """X = IP header offset.  M_IP_END = X + header_len + the 16-bit length at
+    ``length_field``; a length of 0 (IPv4 GSO over 64 KiB, an IPv6 jumbogram or BIG TCP)
+    makes the frame length count."""
+    b.ld_ind(BPF_H, length_field)
+    b.jump(BPF_JEQ, 0, zero, None)
+    b.alu_x(BPF_ADD)
+    if header_len:
+        b.alu(BPF_ADD, header_len)
+    b.st(M_IP_END)
+    b.goto(done)
+    b.label(zero)
+    b.ld_len()
+    b.st(M_IP_END)
+    b.label(done)
+
+
 def _emit_ipv4(b: _Builder) -> None:
     """X = IP header offset.  Stores M_L4 and M_IP_END, then goes to "tcp"."""
     b.label("ipv4")
@@ -263,15 +280,7 @@ def _emit_ipv4(b: _Builder) -> None:
     b.jump(BPF_JEQ, rule.IPPROTO_TCP, None, "drop")
     b.ld_ind(BPF_H, 6)
     b.jump(BPF_JSET, 0x1FFF, "drop", None)  # non-first fragment: no TCP header here
-    b.ld_ind(BPF_H, 2)
-    b.jump(BPF_JEQ, 0, "ipv4_gso", None)
-    b.alu_x(BPF_ADD)
-    b.st(M_IP_END)
-    b.goto("ipv4_ihl")
-    b.label("ipv4_gso")  # total length 0: GSO packet over 64 KiB, the frame length counts
-    b.ld_len()
-    b.st(M_IP_END)
-    b.label("ipv4_ihl")
+    _emit_ip_end(b, 2, 0, "ipv4_gso", "ipv4_ihl")  # the total length includes the header
     b.ld_ind(BPF_B, 0)
     b.alu(BPF_AND, 0x0F)
     b.alu(BPF_LSH, 2)
@@ -287,16 +296,7 @@ def _emit_ipv6(b: _Builder) -> None:
     b.ld_ind(BPF_B, 0)
     b.alu(BPF_RSH, 4)
     b.jump(BPF_JEQ, 6, None, "drop")
-    b.ld_ind(BPF_H, 4)
-    b.jump(BPF_JEQ, 0, "ipv6_jumbo", None)
-    b.alu_x(BPF_ADD)
-    b.alu(BPF_ADD, 40)
-    b.st(M_IP_END)
-    b.goto("ipv6_ext")
-    b.label("ipv6_jumbo")
-    b.ld_len()
-    b.st(M_IP_END)
-    b.label("ipv6_ext")
+    _emit_ip_end(b, 4, 40, "ipv6_jumbo", "ipv6_ext")  # the payload length excludes the header
     b.ld_ind(BPF_B, 6)
     b.st(M_NEXTHDR)
     b.txa()
@@ -504,10 +504,6 @@ class SockFprog:
         self.packed = struct.pack("@HP", len(program), ctypes.addressof(self._filters))
 
 
-def sock_fprog(program: Sequence[Instruction]) -> SockFprog:
-    return SockFprog(program)
-
-
 def attach_filter(sock: socket.socket, program: Sequence[Instruction]) -> None:
     """Attach ``program`` to ``sock`` with SO_ATTACH_FILTER."""
     fprog = SockFprog(program)
@@ -574,5 +570,4 @@ __all__ = [
     "attach_filter",
     "cbpf_program",
     "listing",
-    "sock_fprog",
 ]
