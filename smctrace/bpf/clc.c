@@ -41,14 +41,11 @@
  */
 #include "smc_rule.h"
 
-#define PACKET_OUTGOING 4
-#define LOOPBACK_IFINDEX 1 /* the kernel gives lo this index in every netns */
-
-#ifndef SMC_L2_MODE
-#define SMC_L2_MODE 1
-#endif
 #define L2_NONE 0
 #define L2_ETHERNET 1
+#ifndef SMC_L2_MODE
+#define SMC_L2_MODE L2_ETHERNET
+#endif
 
 /* The rule's hooks are defined below, after the tables they use. */
 struct match_key;
@@ -188,7 +185,7 @@ static __always_inline u32 decide(struct __sk_buff *skb)
 	struct match_segment seg = {};
 	u32 version, ip_off = 0;
 
-	if (skb->pkt_type == PACKET_OUTGOING && skb->ifindex == LOOPBACK_IFINDEX)
+	if (skb->pkt_type == SMC_PACKET_OUTGOING && skb->ifindex == SMC_LOOPBACK_IFINDEX)
 		return 0;
 	if (SMC_L2_MODE == L2_NONE) {
 		if (skb->len < 1)

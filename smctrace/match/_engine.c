@@ -21,8 +21,10 @@
 #include <Python.h>
 #include <arpa/inet.h>
 #include <errno.h>
+#include <linux/if_ether.h>
 #include <linux/if_packet.h>
 #include <math.h>
+#include <net/if_arp.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -1252,10 +1254,6 @@ static PyObject *engine_feed(struct engine *e, PyObject *args)
 #define RX_HEADROOM 24	   /* room in front of a frame for an SLL2 header or a VLAN tag */
 #define RX_CONTROL 128	   /* control bytes per frame: auxdata and a timespec */
 #define SLL2_HEADER_LEN 20
-#define RX_ETHERNET 1	   /* Ethernet-like device: SOCK_RAW, VLAN tag re-inserted */
-#define ARPHRD_LOOPBACK_ 772
-#define PACKET_OUTGOING_ 4
-#define ETH_P_8021Q_ 0x8100
 #ifndef SO_TIMESTAMPNS
 #define SO_TIMESTAMPNS 35
 #endif
@@ -1369,10 +1367,10 @@ static PyObject *engine_drain(struct engine *e, PyObject *args, PyObject *kwds)
 			u32 len = rx->msgs[i].msg_len, wire_len = len;
 			double stamp = 0.0;
 			int vlan = 0;
-			u16 tpid = ETH_P_8021Q_, tci = 0;
+			u16 tpid = ETH_P_8021Q, tci = 0;
 			/* Each frame passes lo twice; the filters drop the outgoing copy, this is
 			 * the safety net for filters that cannot (like libpcap). */
-			if (a->sll_pkttype == PACKET_OUTGOING_ && a->sll_hatype == ARPHRD_LOOPBACK_)
+			if (a->sll_pkttype == PACKET_OUTGOING && a->sll_hatype == ARPHRD_LOOPBACK)
 				continue;
 			for (struct cmsghdr *c = CMSG_FIRSTHDR(h); c; c = CMSG_NXTHDR(h, c)) {
 				if (c->cmsg_level == SOL_PACKET && c->cmsg_type == PACKET_AUXDATA &&

@@ -52,8 +52,6 @@ SKF_AD_PKTTYPE = 4
 SKF_AD_IFINDEX = 8
 SKF_AD_HATYPE = 28
 
-PACKET_OUTGOING = 4
-LOOPBACK_IFINDEX = 1
 SO_ATTACH_FILTER = 26
 
 SKF_AD_VLAN_TAG_PRESENT = 48
@@ -471,9 +469,9 @@ def cbpf_program(
     b = _Builder()
     # Each frame passes lo twice; keep only the incoming copy.
     b.ld_abs(BPF_W, SKF_AD_OFF + SKF_AD_PKTTYPE)
-    b.jump(BPF_JEQ, PACKET_OUTGOING, None, "start")
+    b.jump(BPF_JEQ, rule.PACKET_OUTGOING, None, "start")
     b.ld_abs(BPF_W, SKF_AD_OFF + SKF_AD_IFINDEX)
-    b.jump(BPF_JEQ, LOOPBACK_IFINDEX, "drop", "start")
+    b.jump(BPF_JEQ, rule.LOOPBACK_IFINDEX, "drop", "start")
     b.label("start")
     _emit_link_layer(b, link_layer)
     _emit_ipv4(b)

@@ -92,6 +92,11 @@ IPV6_EXT_AH: Final = 51  # length (byte 1 + 2) * 4
 # hop-by-hop, a routing, two destination-options and a fragment header).
 MAX_IPV6_EXT_HEADERS: Final = 8
 
+# Live, each frame passes lo twice (outgoing, then incoming): the kernel filters look only
+# at the incoming copy.
+PACKET_OUTGOING: Final = 4  # the frame's packet type when the host sent it
+LOOPBACK_IFINDEX: Final = 1  # the kernel gives lo this index in every network namespace
+
 # --- state -----------------------------------------------------------------------------------
 MAX_CONNECTIONS: Final = 65536  # followed connections (LRU)
 MAX_PENDING: Final = 65536  # SYNs waiting for an answer (LRU, apart: a flood evicts only them)
@@ -202,6 +207,8 @@ def c_header() -> str:
         "SMC_MAX_VLAN_TAGS": MAX_VLAN_TAGS,
         "SMC_IPPROTO_TCP": IPPROTO_TCP,
         "SMC_NULL_FAMILY_INET": NULL_FAMILY_INET,
+        "SMC_PACKET_OUTGOING": PACKET_OUTGOING,
+        "SMC_LOOPBACK_IFINDEX": LOOPBACK_IFINDEX,
         "SMC_IPV6_EXT_FRAGMENT": IPV6_EXT_FRAGMENT,
         "SMC_IPV6_EXT_AH": IPV6_EXT_AH,
         "SMC_MAX_IPV6_EXT_HEADERS": MAX_IPV6_EXT_HEADERS,
