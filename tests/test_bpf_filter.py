@@ -18,11 +18,19 @@ from smctrace.frame import LINKTYPE_RAW, LinkLayer
 from smctrace.match import cbpf
 from smctrace.match.bcc import BccFilter, FilterParams, bcc_problem
 from tests.support.bpf_testrun import bpf_prog_test_run, run_socket_filter
-from tests.support.match_cases import ACCEPT, APP_DATA, CONFIRM, PROPOSAL
+from tests.support.match_cases import (
+    ACCEPT,
+    ACK,
+    APP_DATA,
+    CLIENT,
+    CONFIRM,
+    PROPOSAL,
+    PSH,
+    SERVER,
+    SYN,
+)
 from tests.support.synth import tcp_frame
 
-ACK, PSH, SYN, FIN = 0x10, 0x08, 0x02, 0x01
-CLIENT, SERVER = ("10.1.0.1", 40001), ("10.1.0.2", 5201)
 BPF_UNAVAILABLE = bcc_problem()
 needs_bcc = pytest.mark.skipif(
     BPF_UNAVAILABLE is not None, reason=f"eBPF backend unavailable: {BPF_UNAVAILABLE}"

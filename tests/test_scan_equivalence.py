@@ -30,10 +30,9 @@ from smctrace.frame import (
     LINKTYPE_RAW,
 )
 from smctrace.match.engine import NATIVE, new_engine
-from tests.support.match_cases import ACCEPT, CONFIRM, DECLINE, PROPOSAL
+from tests.support.match_cases import ACCEPT, ACK, CONFIRM, DECLINE, FIN, PROPOSAL, RST, SYN
 from tests.support.synth import clc_like_payload, tcp_frame
 
-ACK, PSH, SYN, FIN, RST = 0x10, 0x08, 0x02, 0x01, 0x04
 pytestmark = pytest.mark.skipif(not NATIVE, reason="the C engine is not built")
 
 LINKTYPES = (LINKTYPE_ETHERNET, LINKTYPE_LINUX_SLL, LINKTYPE_LINUX_SLL2, LINKTYPE_RAW,

@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from smctrace.match.reference import Keep
-from smctrace.match.rule import LATE_DECLINE_GRACE
+from smctrace.match.rule import EYECATCHER_D, EYECATCHER_R, LATE_DECLINE_GRACE
 from tests.support.synth import tcp_frame
 
 ACK, PSH, SYN, FIN, RST = 0x10, 0x08, 0x02, 0x01, 0x04
@@ -35,8 +35,7 @@ ENGINES = ("reference", "c", "ebpf", "cbpf")
 KERNEL_ENGINES = ("ebpf", "cbpf")
 TEST_GRACE = 0.2  # seconds: the late-Decline grace every engine is built with here
 
-SMCR = bytes.fromhex("e2d4c3d9")
-SMCD = bytes.fromhex("e2d4c3c4")
+SMCR, SMCD = EYECATCHER_R, EYECATCHER_D
 CLIENT, SERVER = ("10.1.0.1", 40001), ("10.1.0.2", 5201)
 CLIENT6, SERVER6 = ("fd00::1", 40001), ("fd00::2", 5201)
 
