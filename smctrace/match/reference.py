@@ -272,6 +272,15 @@ def has_smc_option(data: ByteData, start: int, end: int) -> bool:
     return False
 
 
+def payload_header(data: ByteData, view: TcpView) -> int:
+    """The length of the CLC message whose header starts the segment's captured payload,
+    or 0 (:func:`rule.plausible_clc_header`; bytes past the IP packet, such as Ethernet
+    padding, are not payload)."""
+    if view.captured_end - view.payload_start < R.CLC_HEADER_LEN:
+        return 0
+    return R.plausible_clc_header(data, view.payload_start)
+
+
 # --- the state machine ------------------------------------------------------------------
 
 
@@ -394,8 +403,7 @@ class Matcher:
         if conn is None:
             # Only a CLC header or FIN/RST can answer a pending SYN here (looking up the
             # pending table for every ordinary data segment would cost every frame).
-            header = view.captured_end - view.payload_start >= R.CLC_HEADER_LEN and \
-                R.plausible_clc_header(data, view.payload_start)
+            header = payload_header(data, view)
             held = self.pending.get(key) if header or flags & (TCP_FIN | TCP_RST) else None
             if held is not None:
                 self.answered += 1
@@ -471,7 +479,7 @@ class Matcher:
         start = view.payload_start
         captured = view.captured_end - start
         if not state.anchored:
-            if captured < R.CLC_HEADER_LEN or not R.plausible_clc_header(data, start):
+            if not payload_header(data, view):
                 return Keep.DROP
             state.anchor(view.seq)
             if not state.anchored:
@@ -488,8 +496,7 @@ class Matcher:
             if rel < 0:
                 # A hole before this segment.  A CLC header right at its start within
                 # the phase resynchronises (the hole was a message the capture missed).
-                if state.partial_len or captured < R.CLC_HEADER_LEN or \
-                        not R.plausible_clc_header(data, start):
+                if state.partial_len or not payload_header(data, view):
                     break
                 state.next, rel = seq, 0
             if rel >= captured:
