@@ -38,16 +38,12 @@ from smctrace.capture.formats import (
     PCAPNG_SPB_FIXED,
     pcapng_time,
 )
-from smctrace.frame import CaptureError, Frame
+from smctrace.frame import CaptureError, Frame, describe_os_error
 
 if TYPE_CHECKING:  # the engine is passed in; the reader only calls it
     from smctrace.match.engine import EngineLike, SegmentTuple
 
 CHUNK_SIZE = 4 * 1024 * 1024
-
-
-def _describe_os_error(error: OSError) -> str:
-    return error.strerror or str(error)
 
 
 class _ChunkBuffer:
@@ -151,7 +147,7 @@ class CaptureFile:
                     stream = open(source, "rb", buffering=0)  # noqa: SIM115 - closed in close()
                 except OSError as error:
                     raise CaptureError(
-                        f"cannot open {source}: {_describe_os_error(error)}"
+                        f"cannot open {source}: {describe_os_error(error)}"
                     ) from None
                 self._owns_stream = True
         else:
@@ -202,7 +198,7 @@ class CaptureFile:
         try:
             buffer.ensure(4)
         except OSError as error:
-            raise CaptureError(f"{self.name}: read error: {_describe_os_error(error)}") from None
+            raise CaptureError(f"{self.name}: read error: {describe_os_error(error)}") from None
         if buffer.available == 0:
             raise CaptureError(f"{self.name}: empty input, not a pcap or pcapng file")
         head = bytes(buffer.view[buffer.pos : buffer.pos + 4])
@@ -251,7 +247,7 @@ class CaptureFile:
             else:
                 yield from self._pcapng(engine)
         except OSError as error:
-            raise CaptureError(f"{self.name}: read error: {_describe_os_error(error)}") from None
+            raise CaptureError(f"{self.name}: read error: {describe_os_error(error)}") from None
 
     def _truncated(self, what: str, offset: int, announced: int, present: int) -> CaptureError:
         return CaptureError(
