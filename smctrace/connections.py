@@ -46,6 +46,7 @@ from smctrace.match.rule import (
     MAX_PENDING,
 )
 from smctrace.streams import (
+    SEQ_MOD,
     ClcStream,
     StreamData,
     StreamEvent,
@@ -55,7 +56,6 @@ from smctrace.streams import (
 )
 
 TCP_FIN, TCP_SYN, TCP_RST, TCP_ACK = 0x01, 0x02, 0x04, 0x10
-SEQ_MOD = 1 << 32
 # A hole in a direction that the peer has not acted on within this time is a capture gap.
 GAP_TIMEOUT = 3.0
 # Linux gives up connecting after 6 SYN retransmissions, about 127 s: a SYN older than
@@ -152,7 +152,7 @@ class ConnectionTracker:
                 self._syn_ack(key, conn, role, time, seq, option)
             return
         if conn is None:
-            conn, role = self._answer_or_pick_up(key, time, flags, payload)
+            conn, role = self._answer_or_pick_up(key, time, payload)
             if conn is None:
                 return
         conn.last_time = time
@@ -228,7 +228,7 @@ class ConnectionTracker:
         self._add(conn)
         return conn
 
-    def _answer_or_pick_up(self, key: Key, time: float, flags: int,
+    def _answer_or_pick_up(self, key: Key, time: float,
                            payload: bytes) -> tuple[_Connection | None, Role]:
         """A segment of no followed connection: the answer to a pending SYN, a CLC
         message on a connection whose SYN was not seen, or nothing for us."""
@@ -259,20 +259,8 @@ class ConnectionTracker:
     def _add(self, conn: _Connection) -> None:
         self._conns[self._key(conn)] = conn
         if len(self._conns) > self.max_connections:
-            _, oldest = next(iter(self._conns.items()))
-            self._evict(oldest)
-
-    def _evict(self, conn: _Connection) -> None:
-        """The table is full: the oldest connection is reported now, and says so."""
-        for role, stream in list(conn.streams.items()):
-            if conn.outcome is None:
-                self._stream_events(conn, role, stream.flush(conn.last_time))
-        if self._conns.get(self._key(conn)) is conn:
-            if conn.outcome is None:
-                self.evicted += 1
-                conn.reason = (f"evicted: connection table full ({self.max_connections} "
-                               "connections followed at once)")
-            self._report(conn)
+            oldest = next(iter(self._conns.values()))
+            self._finish(oldest, oldest.last_time, evicted=True)
 
     def _stream(self, conn: _Connection, role: Role) -> ClcStream:
         stream = conn.streams.get(role)
@@ -396,13 +384,19 @@ class ConnectionTracker:
             return f"{conn.decline_from} declined {d['hex']} {d['name']} ({d['text']})"
         return conn.reason
 
-    def _finish(self, conn: _Connection, when: float) -> None:
-        """End of input for one connection: flush its streams, then report it."""
+    def _finish(self, conn: _Connection, when: float, *, evicted: bool = False) -> None:
+        """End of input for one connection, or (``evicted``) the table is full and it is
+        the oldest: flush its streams, then report it (undecided: saying why)."""
         for role, stream in list(conn.streams.items()):
             if conn.outcome is None:
                 self._stream_events(conn, role, stream.flush(when))
-        if self._conns.get(self._key(conn)) is conn:
-            self._report(conn)
+        if self._conns.get(self._key(conn)) is not conn:
+            return  # what the streams held decided it, and it is reported
+        if evicted and conn.outcome is None:
+            self.evicted += 1
+            conn.reason = (f"evicted: connection table full ({self.max_connections} "
+                           "connections followed at once)")
+        self._report(conn)
 
     @staticmethod
     def _key(conn: _Connection) -> Key:

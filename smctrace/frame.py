@@ -19,6 +19,11 @@ class CaptureError(Exception):
     """
 
 
+def describe_os_error(error: OSError) -> str:
+    """An OSError as the one-line reason of a CaptureError ("No such file or directory")."""
+    return error.strerror or str(error)
+
+
 class FilterError(Exception):
     """A filter expression libpcap rejects (for a link type), or no libpcap: one line."""
 

@@ -16,8 +16,8 @@ from collections.abc import Callable, Iterable
 from typing import Any
 
 from smctrace.connections import ConnectionTracker
-from smctrace.events import OUTCOMES, EventSink, TraceSummary
-from smctrace.frame import LINKTYPE_NAMES, OTHER_LINKTYPE_NAMES, Frame
+from smctrace.events import OUTCOMES, Endpoint, EventSink, TraceSummary
+from smctrace.frame import LINKTYPE_NAMES, OTHER_LINKTYPE_NAMES
 from smctrace.match.engine import EngineLike, SegmentTuple, new_engine
 from smctrace.match.rule import MAX_CONNECTIONS, MAX_PENDING
 
@@ -44,7 +44,6 @@ class Tracer:
                                          max_pending=max_pending)
         self.segments = 0
         self._next_advance = 0.0
-        self._out: list[Any] = []
 
     def feed_segments(self, segments: Iterable[SegmentTuple]) -> None:
         """Segments that crossed the rule, in capture order (none once stopped)."""
@@ -61,15 +60,6 @@ class Tracer:
                 self.stopped = True
                 return
 
-    def feed_frame(self, frame: Frame, *, rule: bool) -> None:
-        """One frame; ``rule=False`` when a kernel filter already applied the rule."""
-        out = self._out
-        self.engine.feed(frame.data, frame.linktype, frame.time, frame.number,
-                         frame.interface, frame.orig_len, rule, out)
-        if out:
-            self.feed_segments(out)
-            out.clear()
-
     def advance(self, now: float) -> None:
         """Time moved on: settle outcomes that waited for a late Decline, report gaps."""
         self._next_advance = now + ADVANCE_INTERVAL
@@ -78,11 +68,9 @@ class Tracer:
     def finish(self) -> None:
         """End of input: what the engine still held crosses, then every connection ends
         (after a stop, e.g. -c, nothing more is reported)."""
-        out = self._out
-        self.engine.finish(out)
-        if out:
-            self.feed_segments(out)
-            out.clear()
+        held: list[SegmentTuple] = []
+        self.engine.finish(held)
+        self.feed_segments(held)
         if not self.stopped:
             self.tracker.finish()
 
@@ -98,20 +86,19 @@ class Tracer:
             messages=t.messages, malformed=t.malformed, gaps=t.gaps,
             duplicates=counters["duplicates"],
             unanswered_syns=t.unanswered + counters["unanswered"],
-            unanswered_sample=(t.unanswered_sample + [
-                f"{_endpoint(a, ap)} <-> {_endpoint(b, bp)}"
-                for a, ap, b, bp in counters["unanswered_sample"]])[:8],
+            unanswered_sample=(t.unanswered_sample
+                               + _pairs(counters["unanswered_sample"]))[:8],
             unanswered_midstream=counters["unanswered_pickups"],
-            unanswered_midstream_sample=[f"{_endpoint(a, ap)} <-> {_endpoint(b, bp)}" for
-                                         a, ap, b, bp in counters["unanswered_pickup_sample"]],
+            unanswered_midstream_sample=_pairs(counters["unanswered_pickup_sample"]),
             evicted=t.evicted, split_messages=t.split_messages, silent_smc=t.silent_smc)
         summary.warnings = warnings(counters, snaplens)
         summary.unsearched = bool(counters["unsupported"] or counters["cut_headers"])
         return summary
 
 
-def _endpoint(ip: str, port: int) -> str:
-    return f"[{ip}]:{port}" if ":" in ip else f"{ip}:{port}"
+def _pairs(sample: Iterable[tuple[str, int, str, int]]) -> list[str]:
+    """The engine's 4-tuples (its two endpoints in no particular order) as text."""
+    return [f"{Endpoint(a, ap)} <-> {Endpoint(b, bp)}" for a, ap, b, bp in sample]
 
 
 def linktype_name(linktype: int) -> str:

@@ -224,12 +224,16 @@ class ClcStream:
         assert self.next_seq is not None
         if self.closed:
             return
+        self._truncate(events)
+        self.next_seq = (self.next_seq + cut) % SEQ_MOD
+        self._buffer_seq = self.next_seq
+
+    def _truncate(self, events: list[StreamEvent]) -> None:
+        """The bytes after the buffer will not come: its partial message is reported."""
         if self._buffer:
             events.append(StreamMessage(self._last_time, bytes(self._buffer),
                                         self._buffer_seq, self._last_frame, truncated=True))
             self._buffer.clear()
-        self.next_seq = (self.next_seq + cut) % SEQ_MOD
-        self._buffer_seq = self.next_seq
 
     def _non_clc(self, events: list[StreamEvent]) -> None:
         events.append(StreamData(self._last_time, self._buffer_seq, self._last_frame))
@@ -243,10 +247,7 @@ class ClcStream:
         """
         if self.closed:
             return
-        if self._buffer:
-            events.append(StreamMessage(self._last_time, bytes(self._buffer),
-                                        self._buffer_seq, self._last_frame, truncated=True))
-            self._buffer.clear()
+        self._truncate(events)
         if not self._pending or self.next_seq is None:
             return
         anchor = self.next_seq
@@ -275,7 +276,9 @@ class ClcStream:
 
     def oldest_pending(self) -> float | None:
         """Capture time of the oldest out-of-order segment still waiting for a hole."""
-        return min((p.time for p in self._pending), default=None)
+        if not self._pending:  # nearly always (asked after every CLC segment)
+            return None
+        return min(p.time for p in self._pending)
 
     def close(self) -> None:
         """The CLC phase of this direction is over: drop all buffered bytes."""

@@ -8,7 +8,8 @@ import pytest
 
 from smctrace.connections import SYN_GIVE_UP, ConnectionTracker
 from smctrace.events import ConnectionOutcome, EventSink, GapEvent, MessageEvent
-from smctrace.frame import LINKTYPE_ETHERNET, Frame
+from smctrace.frame import LINKTYPE_ETHERNET
+from smctrace.match.engine import SegmentTuple
 from smctrace.packet import ACK, FIN, PSH, RST, SYN, Segment
 from smctrace.pipeline import Tracer
 from tests.support.synth import tcp_frame
@@ -165,9 +166,11 @@ def test_plain_tcp_makes_no_state() -> None:
               tcp_frame(S[0], C[0], S[1], C[1], flags=SYN | ACK, seq=SISN, ack=CISN + 1),
               tcp_frame(C[0], S[0], C[1], S[1], flags=ACK | PSH, seq=CISN + 1,
                         payload=b"GET / HTTP/1.1\r\n\r\n")]
+    crossed: list[SegmentTuple] = []
     for number, data in enumerate(frames, 1):
-        tracer.feed_frame(Frame(time=1.0 + number, linktype=LINKTYPE_ETHERNET, data=data,
-                                orig_len=len(data), number=number), rule=True)
+        tracer.engine.feed(data, LINKTYPE_ETHERNET, 1.0 + number, number, 0, len(data), True,
+                           crossed)
+    tracer.feed_segments(crossed)
     tracer.finish()
     assert rec.outcomes == [] and tracer.tracker.followed == 0 and tracer.segments == 0
     assert tracer.summary(3).plain_tcp == 1

@@ -24,7 +24,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, BinaryIO, Protocol, cast
 
-from smctrace.frame import CaptureError
+from smctrace.frame import CaptureError, describe_os_error
 
 if TYPE_CHECKING:
     from _typeshed import ReadableBuffer, WriteableBuffer
@@ -340,10 +340,6 @@ class _PrefixedStream(_SourceReader):
         return self._source.readinto(buffer)
 
 
-def _describe_os_error(error: OSError) -> str:
-    return error.strerror or str(error)
-
-
 def _read_head(stream: io.FileIO) -> bytes:
     """The first MAGIC_LEN bytes (fewer at the end of input), consumed from ``stream``."""
     head = b""
@@ -381,7 +377,7 @@ def open_capture_input(source: str) -> tuple[BinaryIO, str]:
         stream = _standard_input() if source == STDIN else io.FileIO(source, "rb")
     except (OSError, ValueError, AttributeError) as error:
         # ValueError/AttributeError: standard input closed or replaced by a non-file.
-        reason = _describe_os_error(error) if isinstance(error, OSError) else "not available"
+        reason = describe_os_error(error) if isinstance(error, OSError) else "not available"
         what = "standard input" if source == STDIN else source
         raise CaptureError(f"cannot open {what}: {reason}") from None
     try:
@@ -392,7 +388,7 @@ def open_capture_input(source: str) -> tuple[BinaryIO, str]:
             stream.seek(start)
     except OSError as error:
         stream.close()
-        raise CaptureError(f"{path}: read error: {_describe_os_error(error)}") from None
+        raise CaptureError(f"{path}: read error: {describe_os_error(error)}") from None
     compression = detect_format(head)
     if compression is None:
         if seekable:

@@ -29,24 +29,21 @@ from smctrace.capture.formats import (
     PCAP_RECORD_HEADER_LEN,
     PCAPNG_BYTE_ORDER_MAGIC,
     PCAPNG_EPB,
+    PCAPNG_EPB_FIXED,
     PCAPNG_IDB,
     PCAPNG_MAX_BLOCK_LEN,
     PCAPNG_OPB,
     PCAPNG_SHB,
     PCAPNG_SPB,
+    PCAPNG_SPB_FIXED,
     pcapng_time,
 )
-from smctrace.frame import CaptureError, Frame
+from smctrace.frame import CaptureError, Frame, describe_os_error
 
 if TYPE_CHECKING:  # the engine is passed in; the reader only calls it
     from smctrace.match.engine import EngineLike, SegmentTuple
 
 CHUNK_SIZE = 4 * 1024 * 1024
-
-
-
-def _describe_os_error(error: OSError) -> str:
-    return error.strerror or str(error)
 
 
 class _ChunkBuffer:
@@ -150,7 +147,7 @@ class CaptureFile:
                     stream = open(source, "rb", buffering=0)  # noqa: SIM115 - closed in close()
                 except OSError as error:
                     raise CaptureError(
-                        f"cannot open {source}: {_describe_os_error(error)}"
+                        f"cannot open {source}: {describe_os_error(error)}"
                     ) from None
                 self._owns_stream = True
         else:
@@ -201,7 +198,7 @@ class CaptureFile:
         try:
             buffer.ensure(4)
         except OSError as error:
-            raise CaptureError(f"{self.name}: read error: {_describe_os_error(error)}") from None
+            raise CaptureError(f"{self.name}: read error: {describe_os_error(error)}") from None
         if buffer.available == 0:
             raise CaptureError(f"{self.name}: empty input, not a pcap or pcapng file")
         head = bytes(buffer.view[buffer.pos : buffer.pos + 4])
@@ -250,7 +247,7 @@ class CaptureFile:
             else:
                 yield from self._pcapng(engine)
         except OSError as error:
-            raise CaptureError(f"{self.name}: read error: {_describe_os_error(error)}") from None
+            raise CaptureError(f"{self.name}: read error: {describe_os_error(error)}") from None
 
     def _truncated(self, what: str, offset: int, announced: int, present: int) -> CaptureError:
         return CaptureError(
@@ -371,9 +368,9 @@ class CaptureFile:
             if block_type in (PCAPNG_EPB, PCAPNG_SPB, PCAPNG_OPB):
                 # Reached for every packet block without an engine; with one, for OPBs
                 # (unknown to the engine), blocks that arrived in pieces, and damage.
-                section.check_packet_block(data, position, total, block_offset)
+                section.check_packet_block(block_type, data, position, total, block_offset)
                 self.frames_read += 1
-                frame = section.packet_frame(data, position, total,
+                frame = section.packet_frame(block_type, data, position, total,
                                              self._first_number + self.frames_read)
                 buffer.pos = position + total
                 if engine is None:
@@ -469,75 +466,49 @@ class _PcapngSection:
             cursor = value_start + length + (-length % 4)
         self.interfaces.append((linktype, units, tsoffset, snaplen))
 
-    def check_packet_block(self, data: memoryview, position: int, total: int, offset: int) -> None:
+    def check_packet_block(self, block_type: int, data: memoryview, position: int, total: int,
+                           offset: int) -> None:
         """Raise CaptureError for a packet block whose fields contradict each other."""
-        block_type = self.word.unpack_from(data, position)[0]
         body_len = total - 12
-        fixed = {PCAPNG_EPB: 20, PCAPNG_OPB: 20, PCAPNG_SPB: 4}[block_type]
+        # An OPB's fixed fields (a half-word interface, a drops count) fill as many bytes.
+        fixed = PCAPNG_SPB_FIXED if block_type == PCAPNG_SPB else PCAPNG_EPB_FIXED
         problem = ""
         if body_len < fixed:
             problem = f"length {total} too short for a packet block"
         elif not self.interfaces:
             problem = "packet block before any interface description"
-        elif block_type == PCAPNG_EPB:
-            interface, caplen = struct.unpack_from(self.order + "I8xI", data, position + 8)
+        elif block_type != PCAPNG_SPB:
+            interface_format = self.order + ("I" if block_type == PCAPNG_EPB else "H")
+            interface = struct.unpack_from(interface_format, data, position + 8)[0]
+            caplen = self.word.unpack_from(data, position + 20)[0]
             if interface >= len(self.interfaces):
                 problem = f"packet on interface {interface}, only {len(self.interfaces)} defined"
-            elif caplen > body_len - 20:
-                problem = f"captured length {caplen} exceeds the block"
-        elif block_type == PCAPNG_OPB:
-            interface = struct.unpack_from(self.order + "H", data, position + 8)[0]
-            caplen = struct.unpack_from(self.order + "I", data, position + 20)[0]
-            if interface >= len(self.interfaces):
-                problem = f"packet on interface {interface}, only {len(self.interfaces)} defined"
-            elif caplen > body_len - 20:
+            elif caplen > body_len - fixed:
                 problem = f"captured length {caplen} exceeds the block"
         if problem:
             raise CaptureError(f"{self.name}: corrupt pcapng block at byte {offset}: {problem}")
 
-    def frame_bytes(self, data: memoryview, position: int, total: int) -> bytes:
-        """Captured bytes of a (checked) packet block."""
-        block_type = self.word.unpack_from(data, position)[0]
-        body = position + 8
-        if block_type == PCAPNG_EPB:
-            caplen = self.word.unpack_from(data, body + 12)[0]
-            return bytes(data[body + 20 : body + 20 + caplen])
-        if block_type == PCAPNG_OPB:
-            caplen = self.word.unpack_from(data, body + 12)[0]
-            return bytes(data[body + 20 : body + 20 + caplen])
-        orig_len = self.word.unpack_from(data, body)[0]
-        snaplen = self.interfaces[0][3] or orig_len
-        return bytes(data[body + 4 : body + 4 + min(orig_len, snaplen, total - 16)])
-
-    def packet_frame(self, data: memoryview, position: int, total: int, number: int) -> Frame:
+    def packet_frame(self, block_type: int, data: memoryview, position: int, total: int,
+                     number: int) -> Frame:
         """The Frame of a checked EPB/SPB/OPB at ``position``."""
-        block_type = self.word.unpack_from(data, position)[0]
         body = position + 8
-        captured = self.frame_bytes(data, position, total)
+        if block_type == PCAPNG_SPB:
+            linktype, _units, _tsoffset, snaplen = self.interfaces[0]
+            orig_len = self.word.unpack_from(data, body)[0]
+            caplen = min(orig_len, snaplen or orig_len, total - 16)
+            return Frame(time=self.last_time, linktype=linktype,
+                         data=bytes(data[body + 4 : body + 4 + caplen]), orig_len=orig_len,
+                         interface=0, number=number)
         if block_type == PCAPNG_EPB:
-            interface, high, low, _caplen, orig_len = struct.unpack_from(
+            interface, high, low, caplen, orig_len = struct.unpack_from(
                 self.order + "IIIII", data, body
             )
-        elif block_type == PCAPNG_OPB:
-            interface, _drops, high, low, _caplen, orig_len = struct.unpack_from(
-                self.order + "HHIIII", data, body
-            )
         else:
-            return Frame(
-                time=self.last_time,
-                linktype=self.interfaces[0][0],
-                data=captured,
-                orig_len=self.word.unpack_from(data, body)[0],
-                interface=0,
-                number=number,
+            interface, _drops, high, low, caplen, orig_len = struct.unpack_from(
+                self.order + "HHIIII", data, body
             )
         linktype, units, tsoffset, _snaplen = self.interfaces[interface]
         self.last_time = pcapng_time((high << 32) | low, units, tsoffset)
-        return Frame(
-            time=self.last_time,
-            linktype=linktype,
-            data=captured,
-            orig_len=orig_len,
-            interface=interface,
-            number=number,
-        )
+        return Frame(time=self.last_time, linktype=linktype,
+                     data=bytes(data[body + 20 : body + 20 + caplen]), orig_len=orig_len,
+                     interface=interface, number=number)

@@ -26,17 +26,16 @@ from collections.abc import Callable
 from types import TracebackType
 from typing import Any, TypeVar
 
+from smctrace.capture.formats import PCAP_MAGIC_MICRO, PCAP_MAX_SNAPLEN
 from smctrace.frame import LINKTYPE_ETHERNET, LINKTYPE_RAW, LINKTYPE_RAW_ALT_14, FilterError
 
 LIBPCAP_SONAME = "libpcap.so.0.8"  # Debian's libpcap0.8 package (libpcap 1.x)
 LIBPCAP_PACKAGE = "libpcap0.8"
-DEFAULT_SNAPLEN = 262144  # libpcap's MAXIMUM_SNAPLEN, what tcpdump compiles with
 PCAP_NETMASK_UNKNOWN = 0xFFFFFFFF  # `ip broadcast` cannot be compiled; nothing else cares
 PCAP_ERRBUF_SIZE = 256
 # The header of a classic pcap file in this machine's byte order, version 2.4; libpcap
 # translates its LINKTYPE_* value into the DLT_* value it compiles for, as for any file.
 _PCAP_FILE_HEADER = struct.Struct("=IHHiIII")
-_PCAP_MAGIC = 0xA1B2C3D4
 
 # LINKTYPE_RAW_ALT_14 is raw IP on OpenBSD; libpcap on Linux compiles nothing for 14,
 # while smctrace decodes it as raw IP, so its filter does the same.
@@ -46,8 +45,6 @@ _FILE_LINKTYPE = {LINKTYPE_RAW_ALT_14: LINKTYPE_RAW}
 _REJECTS_ALL = "expression rejects all packets"
 # libpcap prefixes every parser complaint with this; the rest is the useful part.
 _PARSE_ERROR_PREFIX = "can't parse filter expression: "
-
-
 
 
 class _BpfInstruction(ctypes.Structure):
@@ -128,17 +125,16 @@ def _load_libpcap() -> _Libpcap:
 class PacketFilter:
     """A tcpdump filter expression, matched against captured frames.
 
-    Construction only loads libpcap; programs are compiled on first use per
-    (link type, snap length).  Call :meth:`check` to have a syntax error reported before
+    Construction only loads libpcap; programs are compiled on first use per link type.
+    Call :meth:`check` to have a syntax error reported before
     any input is read.  Release the compiled programs with :meth:`close` or by using the
     filter as a context manager.
     """
 
-    def __init__(self, expression: str, *, snaplen: int = DEFAULT_SNAPLEN) -> None:
+    def __init__(self, expression: str) -> None:
         self.expression = expression
-        self.snaplen = snaplen
         self._libpcap = _load_libpcap()
-        self._programs: dict[tuple[int, int], _BpfProgram] = {}
+        self._programs: dict[int, _BpfProgram] = {}
         self._closed = False
         # The per-frame state: the program of the link type last seen, and one packet
         # header reused for every call.
@@ -172,25 +168,26 @@ class PacketFilter:
 
     # -- compiling ------------------------------------------------------------------
 
-    def _program(self, linktype: int, snaplen: int) -> _BpfProgram:
+    def _program(self, linktype: int) -> _BpfProgram:
         if self._closed:
             raise ValueError("the packet filter is closed")
-        key = (linktype, snaplen)
-        program = self._programs.get(key)
+        program = self._programs.get(linktype)
         if program is None:
-            program = self._compile(linktype, snaplen)
-            self._programs[key] = program
+            program = self._compile(linktype)
+            self._programs[linktype] = program
         return program
 
-    def _compile(self, linktype: int, snaplen: int) -> _BpfProgram:
+    def _compile(self, linktype: int) -> _BpfProgram:
         if "\0" in self.expression:
             raise FilterError(
                 f"bad filter expression {self.expression!r}: contains a NUL character"
             )
         libpcap = self._libpcap
-        header = _PCAP_FILE_HEADER.pack(
-            _PCAP_MAGIC, 2, 4, 0, 0, snaplen, _FILE_LINKTYPE.get(linktype, linktype)
-        )
+        # libpcap's largest snap length, what tcpdump compiles with (its programs accept
+        # a frame with `ret #snaplen`).
+        file_linktype = _FILE_LINKTYPE.get(linktype, linktype)
+        header = _PCAP_FILE_HEADER.pack(PCAP_MAGIC_MICRO, 2, 4, 0, 0, PCAP_MAX_SNAPLEN,
+                                        file_linktype)
         # libpcap reads this buffer through fmemopen until the handle is closed below.
         file_image = ctypes.create_string_buffer(header, len(header))
         handle = self._open_file_handle(file_image, linktype)
@@ -247,11 +244,9 @@ class PacketFilter:
 
     def check(self, linktype: int = LINKTYPE_ETHERNET) -> None:
         """Compile for ``linktype`` now (FilterError if libpcap rejects the expression)."""
-        self._program(linktype, self.snaplen)
+        self._program(linktype)
 
-    def instructions(
-        self, linktype: int, snaplen: int = DEFAULT_SNAPLEN
-    ) -> list[tuple[int, int, int, int]]:
+    def instructions(self, linktype: int) -> list[tuple[int, int, int, int]]:
         """The compiled classic-BPF program as (code, jt, jf, k) tuples, ``tcpdump -dd``'s
         listing, for frames of ``linktype`` as a capture file holds them (link-layer
         header first, VLAN tags in the frame).
@@ -261,7 +256,7 @@ class PacketFilter:
         loads instead), and a cooked (SOCK_DGRAM, ``-i any``) socket has no link-layer
         header in front of the packet; the program fits sockets where neither applies.
         """
-        program = self._program(linktype, snaplen)
+        program = self._program(linktype)
         return [
             (insn.code, insn.jt, insn.jf, insn.k)
             for insn in program.bf_insns[: program.bf_len]
@@ -270,7 +265,7 @@ class PacketFilter:
     # -- matching -------------------------------------------------------------------
 
     def _select(self, linktype: int) -> None:
-        program = self._program(linktype, self.snaplen)
+        program = self._program(linktype)
         self._program_ref = ctypes.byref(program)
         self._linktype = linktype
 

@@ -18,6 +18,7 @@ from smctrace.capture.formats import (
     OPT_ENDOFOPT,
     PCAP_MAGIC_MICRO,
     PCAP_MAGIC_NANO,
+    PCAP_MAX_SNAPLEN,
     PCAPNG_BYTE_ORDER_MAGIC,
     PCAPNG_EPB,
     PCAPNG_IDB,
@@ -27,7 +28,7 @@ from smctrace.capture.formats import (
     SHB_USERAPPL,
 )
 
-DEFAULT_SNAPLEN = 262144
+DEFAULT_SNAPLEN = PCAP_MAX_SNAPLEN
 
 
 def _split_time(time: float, units_per_second: int) -> tuple[int, int]:

@@ -8,7 +8,7 @@ output is declared in :mod:`smctrace.schema`.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, ClassVar, Literal
+from typing import ClassVar, Literal
 
 from smctrace.clc.codes import (
     EyecatcherName,
@@ -21,7 +21,6 @@ from smctrace.clc.codes import (
 from smctrace.clc.values import PeerId, SmcdGid
 
 MessageKind = Literal["proposal", "accept", "confirm", "decline", "unknown"]
-JsonValue = Any  # str | int | bool | None | list | dict (kept loose for ergonomic use)
 
 
 @dataclass(frozen=True, slots=True)
