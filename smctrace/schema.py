@@ -1,7 +1,7 @@
 """The one schema of smctrace's JSON lines: every event and every message field, declared
-once.  From these declarations come the JSON objects (``record``), the fast writer of the
-``--json`` output (``writer``), the JSON Schema document (``smctrace --json-schema``), and
-the README's JSON section (``markdown``); tests validate every output against the document.
+once.  From these declarations come the JSON objects (the ``*_record`` functions, which the
+``--json`` output writes), the JSON Schema document (``smctrace --json-schema``), and the
+README's JSON section (``markdown``); tests validate every output against the document.
 
 Types follow one rule: integers that fit in 53 bits are JSON numbers (codes, counts, sizes,
 QP numbers, PSNs, rkeys, tokens of 32 bits, CHIDs, link IDs, masks); wider values (64-bit
@@ -72,14 +72,6 @@ class Prop:
             out["required"] = [p.name for p in self.properties if not p.optional]
             out["additionalProperties"] = False
         return out
-
-
-def _opt(get: Getter) -> Getter:
-    """A getter that answers None where the value was not seen (None)."""
-    def value(obj: Any) -> Any:
-        v = get(obj)
-        return None if v is None else v
-    return value
 
 
 def _hex64(value: int | None) -> str | None:
@@ -222,10 +214,8 @@ ACCEPT_CONFIRM_FIELDS = (
         Prop("first_contact", BOOL, "a new link group", lambda m: m.first_contact),
     )),
     Group(lambda m: m.smcr is not None, (
-        Prop("peer_id", N_STR, "sender's peer (system) ID as instance@MAC",
-             _r(lambda r: None if r.peer_id is None else str(r.peer_id))),
-        Prop("peer_id_hex", N_STR, "the peer ID's 8 bytes (0x string)",
-             _r(lambda r: None if r.peer_id is None else r.peer_id.hex)),
+        Prop("peer_id", N_STR, "sender's peer (system) ID as instance@MAC", _r(_peer)),
+        Prop("peer_id_hex", N_STR, "the peer ID's 8 bytes (0x string)", _r(_peer_hex)),
         Prop("gid", N_STR, "sender's RoCE GID (IPv6 text)", _r(lambda r: r.gid)),
         Prop("mac", N_STR, "sender's RoCE port MAC", _r(lambda r: r.mac)),
         Prop("qp_number", N_INT, "sender's queue pair number", _r(lambda r: r.qp_number)),
@@ -418,24 +408,26 @@ EVENTS: dict[str, tuple[Prop, ...]] = {
 }
 
 
-def _release(outcome: ConnectionOutcome) -> str | None:
-    return _release_text(outcome.release)
-
-
-def clc_record(event: MessageEvent, *, reserved: bool = False,
-               hex_dump: bool = False) -> dict[str, Any]:
-    msg = event.message
+def message_record(msg: ClcMessage, *, reserved: bool = False,
+                   hex_dump: bool = False) -> dict[str, Any]:
+    """The part of a ``clc`` event that depends only on the message (``type`` on)."""
     header = msg.header
     out: dict[str, Any] = {
-        "event": "clc", "time": event.time, "frame": event.frame,
-        "client": str(event.conn.client), "server": str(event.conn.server),
-        "from": event.sender, "type": msg.kind, "version": header.version,
-        "length": header.length, "eyecatcher": header.eyecatcher,
-        "fields": message_fields(msg, reserved), "malformed": msg.malformed,
+        "type": msg.kind, "version": header.version, "length": header.length,
+        "eyecatcher": header.eyecatcher, "fields": message_fields(msg, reserved),
+        "malformed": msg.malformed,
     }
     if hex_dump:
         out["hex"] = msg.raw.hex()
     return out
+
+
+def clc_record(event: MessageEvent, *, reserved: bool = False,
+               hex_dump: bool = False) -> dict[str, Any]:
+    return {"event": "clc", "time": event.time, "frame": event.frame,
+            "client": str(event.conn.client), "server": str(event.conn.server),
+            "from": event.sender,
+            **message_record(event.message, reserved=reserved, hex_dump=hex_dump)}
 
 
 def gap_record(event: GapEvent) -> dict[str, Any]:
@@ -445,15 +437,13 @@ def gap_record(event: GapEvent) -> dict[str, Any]:
 
 
 def connection_record(o: ConnectionOutcome) -> dict[str, Any]:
-    decline = None
-    if o.decline is not None:
-        decline = {**decline_code(o.decline.diagnosis), "from": o.decline_from}
     return {
         "event": "connection", "client": str(o.conn.client), "server": str(o.conn.server),
         "start": o.start, "end": o.end, "syn_option": o.syn_option,
         "synack_option": o.synack_option, "messages": list(o.messages), "outcome": o.outcome,
         "path": o.path, "version": o.version, "release": o.release,
-        "release_version": _release(o), "first_contact": o.first_contact, "decline": decline,
+        "release_version": _release_text(o.release), "first_contact": o.first_contact,
+        "decline": o.decline_info(),
         "reason": o.reason, "handshake_ms": o.handshake_ms,
         "retransmissions": o.retransmissions,
     }
@@ -553,4 +543,5 @@ def schema_text() -> str:
 
 
 __all__ = ["EVENTS", "MESSAGE_FIELDS", "SCHEMA_VERSION", "clc_record", "connection_record",
-           "gap_record", "json_schema", "markdown", "message_fields", "summary_record"]
+           "gap_record", "json_schema", "markdown", "message_fields", "message_record",
+           "summary_record"]

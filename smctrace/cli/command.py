@@ -185,8 +185,8 @@ def run(*, expression: tuple[str, ...], paths: tuple[str, ...], interfaces: tupl
 
                 start_service(service)
             status = trace_files(OfflineOptions(
-                inputs=paths, expression=filter_text or None, count=count,
-                duration=duration, write=write, max_connections=max_connections), sink)
+                inputs=paths, expression=filter_text or None, duration=duration,
+                write=write, max_connections=max_connections), sink)
             if service is not None:
                 serve_until_interrupted(service)
             return status
@@ -194,7 +194,7 @@ def run(*, expression: tuple[str, ...], paths: tuple[str, ...], interfaces: tupl
 
         return trace_live(LiveOptions(
             interfaces=interfaces, backend=backend, snaplen=snaplen, promisc=promisc,
-            count=count, duration=duration, write=write, user=user, buffer_kib=buffer_kib,
+            duration=duration, write=write, user=user, buffer_kib=buffer_kib,
             expression=filter_text or None, max_connections=max_connections), sink,
             service=service)
     finally:

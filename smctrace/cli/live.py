@@ -11,8 +11,7 @@ from typing import TYPE_CHECKING
 import click
 
 from smctrace.cli.errors import UserError
-from smctrace.cli.offline import compile_filter
-from smctrace.cli.run import CountingSink, finish_output
+from smctrace.cli.run import CountingSink, compile_filter, finish_output
 from smctrace.cli.signals import Interruption
 from smctrace.events import TraceSummary
 from smctrace.match.engine import new_engine
@@ -31,7 +30,6 @@ class LiveOptions:
     backend: str = "auto"
     snaplen: int = 1280
     promisc: bool = True
-    count: int | None = None
     duration: float | None = None  # wall-clock seconds
     write: str | None = None
     user: str = "nobody"
@@ -59,7 +57,7 @@ def trace_live(options: LiveOptions, sink: CountingSink,
     writer: FrameWriter | None = None
     # Ordinary SYNs never reach user space live, so plain TCP connections are not counted.
     tracer = Tracer(sink, engine, sees_plain_syns=False, max_connections=table,
-                    after_segment=(lambda _seg: sink.full) if options.count else None)
+                    after_segment=(lambda _seg: sink.full) if sink.limit else None)
     params = FilterParams(snap_payload=SNAP_PAYLOAD, max_connections=table)
     capture = LiveCapture(interfaces, backend=options.backend, snaplen=options.snaplen,
                           promisc=options.promisc, filter_params=params,
@@ -111,12 +109,13 @@ def trace_live(options: LiveOptions, sink: CountingSink,
                 for frame, segments in batch.per_frame():
                     if tracer.stopped:
                         break
-                    sink.frame_messages.clear()
+                    sink.frame_messages.clear()  # none from the timers of the last round
                     tracer.feed_segments(segments)
+                    comment = sink.frame_comment()
                     if packet_filter is None or packet_filter.matches(
                             frame.data, frame.linktype, frame.orig_len):
                         writer.write(frame.interface, frame.time, frame.data, frame.orig_len,
-                                     "; ".join(sink.frame_messages) or None)
+                                     comment)
             tracer.advance(time.time())  # let late-Decline timers expire
             sink.flush()
             if service is not None:

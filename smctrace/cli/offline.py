@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, BinaryIO, cast
 
 from smctrace.cli.errors import UsageError, UserError
-from smctrace.cli.run import CountingSink, finish_output
+from smctrace.cli.run import CountingSink, compile_filter, finish_output
 from smctrace.cli.signals import Interrupted, Interruption, WatchedInput
 from smctrace.frame import CaptureError, FilterError
 from smctrace.match.engine import EngineLike, SegmentTuple, new_engine
@@ -16,7 +16,6 @@ from smctrace.match.rule import MAX_CONNECTIONS
 from smctrace.pipeline import Tracer
 
 if TYPE_CHECKING:
-    from smctrace.capture.pcapfilter import PacketFilter
     from smctrace.output.pcap import FrameWriter
 
 SAVED_SNAPLEN = 65535  # the snap length -w declares (frames are the engine's kept bytes)
@@ -26,26 +25,9 @@ SAVED_SNAPLEN = 65535  # the snap length -w declares (frames are the engine's ke
 class OfflineOptions:
     inputs: tuple[str, ...]
     expression: str | None = None
-    count: int | None = None  # -c: stop after this many connections have an outcome
     duration: float | None = None  # seconds of packet time from the first frame
     write: str | None = None  # -w: save the frames that matter for SMC
     max_connections: int | None = None
-
-
-def compile_filter(expression: str) -> PacketFilter:
-    """The user's filter, checked before anything is read (a syntax error is a usage
-    error, exit 2; no libpcap is the system's problem, exit 1)."""
-    from smctrace.capture.pcapfilter import PacketFilter
-
-    try:
-        packet_filter = PacketFilter(expression)
-    except FilterError as exc:
-        raise UserError(str(exc)) from None
-    try:
-        packet_filter.check()
-    except FilterError as exc:
-        raise UsageError(f"filter expression: {exc}") from None
-    return packet_filter
 
 
 def check_inputs(inputs: tuple[str, ...]) -> None:
@@ -70,18 +52,16 @@ class Saver:
         sink.comment_frames = True
 
     def write(self, seg: SegmentTuple) -> None:
+        comment = self.sink.frame_comment()
         frame = seg[13]
-        messages = self.sink.frame_messages
         if frame is None:
-            messages.clear()
             return
         key = (self.input, seg[2], seg[14])
         interface = self._interfaces.get(key)
         if interface is None:
             interface = self.writer.add_interface(f"{self.input_name}#{seg[2]}", seg[14])
             self._interfaces[key] = interface
-        self.writer.write(interface, seg[0], frame, seg[15], "; ".join(messages) or None)
-        messages.clear()
+        self.writer.write(interface, seg[0], frame, seg[15], comment)
 
 
 def trace_files(options: OfflineOptions, sink: CountingSink) -> int:
@@ -109,7 +89,7 @@ def trace_files(options: OfflineOptions, sink: CountingSink) -> int:
         return sink.full
 
     tracer = Tracer(sink, engine, max_connections=table,
-                    after_segment=after_segment if saver or options.count else None)
+                    after_segment=after_segment if saver or sink.limit else None)
     frames = 0
     snaplens: set[int] = set()
     failure: str | None = None

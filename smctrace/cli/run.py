@@ -6,10 +6,11 @@ from __future__ import annotations
 import sys
 from collections import Counter
 from dataclasses import dataclass
-from typing import TextIO
+from typing import TYPE_CHECKING, TextIO
 
 import click
 
+from smctrace.cli.errors import UsageError, UserError
 from smctrace.events import (
     OUTCOMES,
     ConnectionOutcome,
@@ -19,7 +20,11 @@ from smctrace.events import (
     TraceSummary,
 )
 from smctrace.exitcodes import NOT_SEARCHED, OK
+from smctrace.frame import FilterError
 from smctrace.output.common import summary_line
+
+if TYPE_CHECKING:
+    from smctrace.capture.pcapfilter import PacketFilter
 
 
 @dataclass(frozen=True, slots=True)
@@ -47,6 +52,22 @@ def make_output(out: TextIO, options: OutputOptions) -> EventSink:
 
     return TextOutput(out, timestamps=options.timestamps, hex_dump=options.hex_dump,
                       reserved=options.reserved, verbose=options.verbose)
+
+
+def compile_filter(expression: str) -> PacketFilter:
+    """The user's filter, checked before anything is read (a syntax error is a usage
+    error, exit 2; no libpcap is the system's problem, exit 1)."""
+    from smctrace.capture.pcapfilter import PacketFilter
+
+    try:
+        packet_filter = PacketFilter(expression)
+    except FilterError as exc:
+        raise UserError(str(exc)) from None
+    try:
+        packet_filter.check()
+    except FilterError as exc:
+        raise UsageError(f"filter expression: {exc}") from None
+    return packet_filter
 
 
 class CountingSink(EventSink):
@@ -92,6 +113,13 @@ class CountingSink(EventSink):
 
     def flush(self) -> None:
         self.inner.flush()
+
+    def frame_comment(self) -> str | None:
+        """-w: the comment of the frame just fed (the CLC messages it completed), which
+        then starts over for the next frame."""
+        comment = "; ".join(self.frame_messages) or None
+        self.frame_messages.clear()
+        return comment
 
     def limit_summary(self, summary: TraceSummary) -> None:
         """With -c reached, the summary counts the connections shown, not the ones the

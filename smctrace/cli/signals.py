@@ -30,7 +30,7 @@ class Interruption:
     resumed after the handler, so there the handler raises :class:`Interrupted`."""
 
     def __init__(self) -> None:
-        self.requested = _early_signal()
+        self.requested = False  # __enter__ also looks for a signal from before
         self.waiting = False  # inside a read of the input (see WatchedInput)
         self._previous: list[object] = []
 

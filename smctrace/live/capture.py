@@ -268,6 +268,19 @@ class LiveCapture:
 
     # -- capture ----------------------------------------------------------------------
 
+    def _poller(self, wake_fd: int | None) -> tuple[select.poll, dict[int, _Channel]]:
+        """A poll object over every socket (and ``wake_fd``), and each socket's channel."""
+        if not self._channels:
+            raise LiveError("capture is not attached")
+        poller = select.poll()
+        by_fd: dict[int, _Channel] = {}
+        for channel in self._channels:
+            poller.register(channel.sock.fileno(), select.POLLIN | select.POLLERR)
+            by_fd[channel.sock.fileno()] = channel
+        if wake_fd is not None:
+            poller.register(wake_fd, select.POLLIN)
+        return poller, by_fd
+
     def frames(
         self, stop: Callable[[], bool], poll_interval: float = 0.2, wake_fd: int | None = None
     ) -> Iterator[Frame | None]:
@@ -279,15 +292,7 @@ class LiveCapture:
         ``wake_fd`` (e.g. the read end of a ``signal.set_wakeup_fd`` pipe) interrupts the
         wait at once, so a long ``poll_interval`` (few idle wake-ups: no CPU when nothing
         happens) does not delay a stop request."""
-        if not self._channels:
-            raise LiveError("capture is not attached")
-        poller = select.poll()
-        by_fd: dict[int, _Channel] = {}
-        for channel in self._channels:
-            poller.register(channel.sock.fileno(), select.POLLIN | select.POLLERR)
-            by_fd[channel.sock.fileno()] = channel
-        if wake_fd is not None:
-            poller.register(wake_fd, select.POLLIN)
+        poller, by_fd = self._poller(wake_fd)
         number = 0
         while not stop():
             events = poller.poll(poll_interval * 1000)
@@ -353,15 +358,7 @@ class LiveCapture:
         self, engine: Any, stop: Callable[[], bool], poll_interval: float,
         wake_fd: int | None, keep_frames: bool,
     ) -> Iterator[Batch]:
-        if not self._channels:
-            raise LiveError("capture is not attached")
-        poller = select.poll()
-        by_fd: dict[int, _Channel] = {}
-        for channel in self._channels:
-            poller.register(channel.sock.fileno(), select.POLLIN | select.POLLERR)
-            by_fd[channel.sock.fileno()] = channel
-        if wake_fd is not None:
-            poller.register(wake_fd, select.POLLIN)
+        poller, by_fd = self._poller(wake_fd)
         drain = engine.drain
         number = 0
         while not stop():

@@ -59,15 +59,8 @@ class JsonOutput(LineOutput):
 
     def _tail(self, msg: ClcMessage) -> str:
         """``"type": ..., "fields": {...}, "malformed": ...}`` of a message, encoded once."""
-        header = msg.header
-        obj: dict[str, Any] = {
-            "type": msg.kind, "version": header.version, "length": header.length,
-            "eyecatcher": header.eyecatcher,
-            "fields": schema.message_fields(msg, self._reserved), "malformed": msg.malformed,
-        }
-        if self._hex:
-            obj["hex"] = msg.raw.hex()
-        return encode(obj)[1:]
+        return encode(schema.message_record(msg, reserved=self._reserved,
+                                            hex_dump=self._hex))[1:]
 
     def on_message(self, event: MessageEvent) -> None:
         msg = event.message

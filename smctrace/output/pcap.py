@@ -32,7 +32,6 @@ class FrameWriter:
     def __init__(self, path: str, snaplen: int) -> None:
         self.path = path
         self.snaplen = snaplen
-        self.pcapng = not path.endswith(".pcap")
         self.clamped_times = 0  # frames whose time the format cannot hold
         try:
             self._stream: BinaryIO = (
@@ -43,13 +42,11 @@ class FrameWriter:
         self._owns_stream = path != "-"
         self._pcap: PcapWriter | None = None
         self._pcap_linktype: int | None = None
-        self._pcapng = PcapngWriter(self._stream) if self.pcapng else None
-        self._interfaces = 0
+        self._pcapng = None if path.endswith(".pcap") else PcapngWriter(self._stream)
 
     def add_interface(self, name: str | None, linktype: int) -> int:
         """A new interface of ``linktype``; returns the number to write its frames with."""
         if self._pcapng is not None:
-            self._interfaces += 1
             return self._pcapng.add_interface(linktype, name=name, snaplen=self.snaplen,
                                               tsresol=9)
         if self._pcap is None:
