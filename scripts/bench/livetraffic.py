@@ -12,10 +12,10 @@ from pathlib import Path
 from typing import Any
 
 from bench.captures import real_clc_messages, smc_handshake
+from smctrace.capture.pcapwriter import PcapWriter
 from smctrace.frame import LINKTYPE_ETHERNET, Frame
 from smctrace.match.engine import Segment
 from smctrace.packet import SYN, parse_frame
-from tests.support.replay import write_blob
 from tests.support.synth import tcp_frame
 
 FLOOD_SERVER = "10.30.0.2"  # the flood's target (never answered), not a handshake's server
@@ -142,9 +142,12 @@ def between(flood: list[bytes], handshakes: Iterable[list[bytes]], count: int) -
     return out
 
 
-def blob(path: Path, frames: Iterable[bytes]) -> int:
-    """Write frames for tests/support/replay.py; returns how many."""
-    return write_blob(path, frames)
+def write_pcap(path: Path, frames: Iterable[bytes]) -> None:
+    """The frames as a pcap file for ``smctrace -f``, 10 us apart."""
+    with path.open("wb") as out:
+        writer = PcapWriter(out, LINKTYPE_ETHERNET)
+        for index, frame in enumerate(frames):
+            writer.write(1_800_000_000 + index * 1e-5, frame)
 
 
 def outcomes_of(lines: list[dict[str, Any]]) -> dict[tuple[str, str], str]:
