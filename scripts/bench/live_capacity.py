@@ -29,12 +29,11 @@ from bench.livelab import (
     BenchLab,
     Sender,
     TracerProcess,
-    smctrace_path,
     smctrace_tracer,
     tcpdump_tracer,
     wait_caught_up,
 )
-from bench.measure import verdict
+from bench.measure import smctrace_path, verdict
 from bench.report import fail
 from tests.support.replay import write_blob
 
