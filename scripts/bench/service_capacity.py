@@ -97,5 +97,3 @@ def section_capacity(count: int, rounds: int, tolerance: float) -> bool:
           f"lost in all runs: {'ok' if ok else 'NOT ok'} (CPU tolerance {tolerance:.0%}"
           f"{'; STALLED: less than half the rate' if stalled else ''})")
     return ok
-
-
