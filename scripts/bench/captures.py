@@ -84,6 +84,13 @@ def vary(message: bytes, n: int, host: int) -> bytes:
     return bytes(data)
 
 
+def pick_kind(rng: random.Random) -> str:
+    """A handshake kind of the usual mix (SMC-D v2, SMC-R v2, Declines, no option)."""
+    roll = rng.random()
+    return ("smcd" if roll < 0.35 else "smcr" if roll < 0.60 else "server_decline"
+            if roll < 0.75 else "client_decline" if roll < 0.85 else "no_option")
+
+
 def _address(ipv6: bool, net: int, n: int) -> str:
     if ipv6:
         return f"fd00:{net:x}::{(n >> 16) & 0xFFFF:x}:{n & 0xFFFF:x}"
@@ -99,9 +106,7 @@ def smc_handshake(put: Put, clc: dict[str, list[tuple[str, bytes]]], n: int,
     cport, sport = 1024 + n % 60000, 7001
     host = n % hosts
     if kind is None:
-        roll = rng.random()
-        kind = ("smcd" if roll < 0.35 else "smcr" if roll < 0.60 else "server_decline"
-                if roll < 0.75 else "client_decline" if roll < 0.85 else "no_option")
+        kind = pick_kind(rng)
     put(tcp_frame(client, server, cport, sport, flags=SYN, seq=100, smc_option=True))
     if kind == "no_option":  # an ordinary TCP server answers: fallback without CLC
         put(tcp_frame(server, client, sport, cport, flags=SYN | ACK, seq=900, ack=101))
@@ -142,7 +147,7 @@ class _Flow:
 
 def _new_flow(flow_id: int, rng: random.Random, put: Put) -> _Flow:
     client = f"10.{(flow_id >> 16) & 255}.{(flow_id >> 8) & 255}.{flow_id & 255}"
-    server = "10.200.0.1"
+    server = _Flow.server
     cport, sport = 1024 + flow_id % 60000, rng.choice((80, 443, 5432, 6379))
     put(tcp_frame(client, server, cport, sport, flags=SYN, seq=1000))
     put(tcp_frame(server, client, sport, cport, flags=SYN | ACK, seq=5000, ack=1001))
@@ -193,11 +198,6 @@ def _ordinary(writer: _Writer, active: list[_Flow], rng: random.Random, state: d
                              flags=FIN | ACK, seq=1121))
 
 
-def _count(expected: Expected, outcome: str, kind_messages: int) -> None:
-    setattr(expected, outcome, getattr(expected, outcome) + 1)
-    expected.messages += kind_messages
-
-
 def mixed(path: Path, frames: int, seed: int = 7) -> Expected:
     """Ordinary traffic with a few hundred SMC handshakes per 1M frames."""
     rng = random.Random(seed)
@@ -221,13 +221,12 @@ def mixed(path: Path, frames: int, seed: int = 7) -> Expected:
 
 def _handshake(writer: _Writer, clc: dict[str, list[tuple[str, bytes]]], n: int,
                rng: random.Random, expected: Expected, ipv6: bool = False) -> None:
-    roll = rng.random()
-    kind = ("smcd" if roll < 0.35 else "smcr" if roll < 0.60 else "server_decline"
-            if roll < 0.75 else "client_decline" if roll < 0.85 else "no_option")
+    kind = pick_kind(rng)
     if kind == "smcr":
         ipv6 = False  # SMC-R v2 is IPv4 only
     outcome = smc_handshake(writer.put, clc, n, rng, kind=kind, ipv6=ipv6)
-    _count(expected, outcome, len(clc.get(kind, [])))
+    setattr(expected, outcome, getattr(expected, outcome) + 1)
+    expected.messages += len(clc.get(kind, []))
     expected.kinds[kind] = expected.kinds.get(kind, 0) + 1
 
 

@@ -37,7 +37,8 @@ import time
 from typing import NoReturn
 
 from bench import live_capacity, live_flood, live_overhead, live_startup
-from bench.livelab import RX_ADDR, TX_ADDR, BenchLab, reap_all, smctrace_path
+from bench.livelab import RX_ADDR, TX_ADDR, BenchLab, reap_all
+from bench.measure import smctrace_path
 from bench.report import failures
 
 SECTIONS = ("startup", "overhead", "capacity", "flood")

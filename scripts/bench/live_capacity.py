@@ -29,15 +29,13 @@ from bench.livelab import (
     BenchLab,
     Sender,
     TracerProcess,
-    smctrace_path,
     smctrace_tracer,
     tcpdump_tracer,
     wait_caught_up,
 )
-from bench.measure import verdict
+from bench.measure import smctrace_path, verdict
 from bench.report import fail
-from smctrace.capture.pcapwriter import PcapWriter
-from smctrace.frame import LINKTYPE_ETHERNET
+from tests.support.replay import write_blob
 
 RATE_TARGET = 10_000  # handshakes/s traced, none lost
 CPU_TARGET_US = 50.0  # tracer CPU per handshake
@@ -124,10 +122,7 @@ def offline_us(traffic: livetraffic.Handshakes, directory: Path, repeat: int) ->
     """CPU per handshake of ``smctrace -f FILE --json`` on the same frames: the decoder,
     tracker and JSON output alone, without any capture in front of them."""
     path = directory / "handshakes.pcap"
-    with path.open("wb") as out:
-        writer = PcapWriter(out, LINKTYPE_ETHERNET)
-        for index, frame in enumerate(traffic.flat()):
-            writer.write(1_800_000_000 + index * 1e-5, frame)
+    livetraffic.write_pcap(path, traffic.flat())
     runs = [measure.run([smctrace_path(), "-f", str(path), "--json"]) for _ in range(repeat)]
     return statistics.median(r.cpu for r in runs) / traffic.count * 1e6
 
@@ -158,7 +153,7 @@ def section(lab: BenchLab, count: int, mix: bool, repeat: int, profile: bool) ->
     results: dict[str, list[CapacityRun]] = {label: [] for _, _, label in plans}
     with tempfile.TemporaryDirectory(prefix="smcbench-") as tmp:
         blob = Path(tmp) / "handshakes.frames"
-        livetraffic.blob(blob, traffic.flat())
+        write_blob(blob, traffic.flat())
         try:
             for round_no in range(repeat):
                 for kind, rate, label in plans:

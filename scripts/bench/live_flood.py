@@ -23,6 +23,7 @@ from bench.livelab import BenchLab, Sender, smctrace_tracer, tcpdump_tracer, wai
 from bench.measure import verdict
 from bench.report import fail
 from smctrace.match import rule
+from tests.support.replay import write_blob
 
 SYN_RATE_TARGET = 200_000  # flood SYNs/s at least
 CPU_TARGET_US = 5.0  # tracer CPU per flood SYN
@@ -120,7 +121,7 @@ def section(lab: BenchLab, syns: int, handshake_count: int, rate: float, repeat:
     with tempfile.TemporaryDirectory(prefix="smcbench-") as tmp:
         blobs = [Path(tmp) / f"flood{i}.frames" for i in range(senders)]
         for blob, part in zip(blobs, parts, strict=True):
-            livetraffic.blob(blob, part)
+            write_blob(blob, part)
         del parts
         for round_no in range(repeat):
             for tool in ("none", "smctrace", "tcpdump"):

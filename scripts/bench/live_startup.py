@@ -19,9 +19,8 @@ from bench.livelab import (
     REPO,
     BenchLab,
     TracerProcess,
-    smctrace_path,
 )
-from bench.measure import verdict
+from bench.measure import smctrace_path, verdict
 from bench.report import fail
 
 STARTUP_TARGETS = {"bcc": 1.0, "cbpf": 0.1}

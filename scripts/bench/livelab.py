@@ -13,7 +13,6 @@ import json
 import os
 import re
 import select
-import shutil
 import signal
 import subprocess
 import sys
@@ -25,6 +24,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import IO, Any
 
+from bench.measure import smctrace_path
 from tests.support.netlab import NetLab
 
 REPO = Path(__file__).resolve().parents[2]
@@ -34,11 +34,6 @@ FLOOD_MTU = 200  # overhead: small frames, MSS 148, frames <= 214 bytes
 # Children find the bench package and the repository (tests.support) on their path.
 CHILD_ENV = {**os.environ, "PYTHONPATH": os.pathsep.join(
     [str(REPO / "scripts"), str(REPO), os.environ.get("PYTHONPATH", "")]).rstrip(os.pathsep)}
-
-
-def smctrace_path() -> str:
-    candidate = Path(PYTHON).parent / "smctrace"
-    return str(candidate) if candidate.exists() else shutil.which("smctrace") or "smctrace"
 
 
 class BenchLab:

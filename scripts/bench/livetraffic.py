@@ -12,11 +12,11 @@ from pathlib import Path
 from typing import Any
 
 from bench.captures import real_clc_messages, smc_handshake
+from smctrace.capture.pcapwriter import PcapWriter
 from smctrace.frame import LINKTYPE_ETHERNET, Frame
 from smctrace.match.engine import Segment
 from smctrace.packet import SYN, parse_frame
-from tests.support.replay import write_blob
-from tests.support.synth import tcp_frame
+from tests.support.synth import _ipv4_checksum, tcp_frame
 
 FLOOD_SERVER = "10.30.0.2"  # the flood's target (never answered), not a handshake's server
 SYN_SRC_OFFSET = 14 + 12  # Ethernet + the IPv4 source address
@@ -99,20 +99,14 @@ def handshakes(count: int, *, mix: bool = False, first: int = 257) -> Handshakes
     return Handshakes(frames, outcomes, kinds)
 
 
-def _ones_complement_sum(data: bytes) -> int:
-    total: int = sum(struct.unpack(f"!{len(data) // 2}H", data))
-    while total >> 16:
-        total = (total & 0xFFFF) + (total >> 16)
-    return total
-
-
 def syn_flood(count: int) -> list[bytes]:
     """``count`` SYNs with the SMC option from distinct sources (172.16.0.0/12, ports
     1024-61023) to FLOOD_SERVER:7001; IPv4 header checksums kept right."""
     template = bytearray(tcp_frame("172.16.0.0", FLOOD_SERVER, 1024, 7001, flags=SYN,
                                    smc_option=True))
     struct.pack_into("!H", template, SYN_CHECKSUM_OFFSET, 0)
-    base = _ones_complement_sum(bytes(template[14:34]))  # with source 172.16.0.0
+    # the header's folded sum with source 172.16.0.0: what each SYN's checksum updates
+    base = ~_ipv4_checksum(bytes(template[14:34])) & 0xFFFF
     out: list[bytes] = []
     for n in range(count):
         host = n // 60000
@@ -142,9 +136,12 @@ def between(flood: list[bytes], handshakes: Iterable[list[bytes]], count: int) -
     return out
 
 
-def blob(path: Path, frames: Iterable[bytes]) -> int:
-    """Write frames for tests/support/replay.py; returns how many."""
-    return write_blob(path, frames)
+def write_pcap(path: Path, frames: Iterable[bytes]) -> None:
+    """The frames as a pcap file for ``smctrace -f``, 10 us apart."""
+    with path.open("wb") as out:
+        writer = PcapWriter(out, LINKTYPE_ETHERNET)
+        for index, frame in enumerate(frames):
+            writer.write(1_800_000_000 + index * 1e-5, frame)
 
 
 def outcomes_of(lines: list[dict[str, Any]]) -> dict[tuple[str, str], str]:

@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import os
+import shutil
 import statistics
 import subprocess
+import sys
 import tempfile
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
+from pathlib import Path
 
 
 @dataclass
@@ -20,6 +23,12 @@ class Run:
     rss_kib: int
     stdout: bytes
     returncode: int
+
+
+def smctrace_path() -> str:
+    """The smctrace beside this Python (its virtual environment's), else on PATH."""
+    candidate = Path(sys.executable).parent / "smctrace"
+    return str(candidate) if candidate.exists() else shutil.which("smctrace") or "smctrace"
 
 
 TIME = "/usr/bin/time"  # Debian's `time`: its child's rusage, not inflated by this process

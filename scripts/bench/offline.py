@@ -32,16 +32,10 @@ from pathlib import Path
 from typing import Any
 
 from bench import captures
-from bench.measure import Figure, median_of, run, table, verdict
+from bench.measure import Figure, median_of, run, smctrace_path, table, verdict
 
-REPO = Path(__file__).resolve().parents[2]
-SMALL = REPO / "tests" / "data" / "real-kernel" / "C-smcd-loopback-ism-k612lo.pcap"
+SMALL = captures.REAL / "C-smcd-loopback-ism-k612lo.pcap"
 failures: list[str] = []
-
-
-def smctrace_path() -> str:
-    candidate = Path(sys.executable).parent / "smctrace"
-    return str(candidate) if candidate.exists() else shutil.which("smctrace") or "smctrace"
 
 
 def cached(directory: Path, name: str, make: Callable[[Path], captures.Expected]
@@ -73,13 +67,9 @@ def check(smctrace: str, path: Path, expected: captures.Expected) -> dict[str, A
     return summary
 
 
-def _mixed(path: Path, *, frames: int) -> captures.Expected:
-    return captures.mixed(path, frames)
-
-
 def mode_mixed(args: argparse.Namespace, smctrace: str) -> None:
     print("\n== mixed: ~1M frames, a few hundred SMC handshakes")
-    files = {n: cached(args.dir, f"mixed-{n}", functools.partial(_mixed, frames=n))
+    files = {n: cached(args.dir, f"mixed-{n}", functools.partial(captures.mixed, frames=n))
              for n in (args.frames // 4, args.frames)}
     path, expected = files[args.frames]
     summary = check(smctrace, path, expected)

@@ -48,7 +48,8 @@ import time
 from pathlib import Path
 
 from bench import livetraffic
-from bench.livelab import CHILD_ENV
+from bench.captures import REAL
+from bench.livelab import CHILD_ENV, REPO
 from bench.report import failures
 from smctrace.events import (
     ConnectionId,
@@ -58,9 +59,6 @@ from smctrace.events import (
     GapEvent,
     MessageEvent,
 )
-
-REPO = Path(__file__).resolve().parents[2]
-REAL = REPO / "tests" / "data" / "real-kernel"
 
 Event = MessageEvent | GapEvent | ConnectionOutcome
 
@@ -200,8 +198,6 @@ def section_pipeline(rounds: int) -> None:
     import shutil
     import tempfile
 
-    from smctrace.capture.pcapwriter import PcapWriter
-
     if shutil.which("valgrind") is None:
         print("\n== pipeline: skipped (needs valgrind: apt-get install valgrind) ==")
         return
@@ -209,18 +205,12 @@ def section_pipeline(rounds: int) -> None:
     print(f"\n== pipeline: smctrace -f on {sizes[0]} and {sizes[1]} SMC-D handshakes, "
           "--json alone and behind the service's sink, instructions under cachegrind ==",
           flush=True)
-    handshakes = livetraffic.handshakes(max(sizes)).frames
+    handshakes = livetraffic.handshakes(max(sizes))
     with tempfile.TemporaryDirectory(prefix="smcbench-") as tmp:
         files = {}
         for size in sizes:
             files[size] = Path(tmp) / f"hs{size}.pcap"
-            with files[size].open("wb") as out:
-                writer = PcapWriter(out, 1)
-                number = 0
-                for frames in handshakes[:size]:
-                    for frame in frames:
-                        writer.write(1_800_000_000 + number * 1e-5, frame)
-                        number += 1
+            livetraffic.write_pcap(files[size], handshakes.head(size).flat())
         per_handshake = {}
         for mode in ("output", "service"):
             small, large = (_instructions(files[size], mode) for size in sizes)

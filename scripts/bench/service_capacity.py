@@ -13,6 +13,7 @@ import tempfile
 from pathlib import Path
 
 from bench import live_capacity, livelab, livetraffic
+from tests.support.replay import write_blob
 
 HTTP_PORT = 9100  # inside the receiving namespace, whose loopback is private to it
 
@@ -56,7 +57,7 @@ def section_capacity(count: int, rounds: int, tolerance: float) -> bool:
         lab = stack.enter_context(livelab.BenchLab())
         tmp = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="smcbench-")))
         blob = tmp / "handshakes.frames"
-        livetraffic.blob(blob, traffic.flat())
+        write_blob(blob, traffic.flat())
         lab.set_mtu(1500)  # CLC messages make frames of up to ~300 bytes
         for round_no in range(rounds):
             order = setups[round_no % 3:] + setups[:round_no % 3]
@@ -96,5 +97,3 @@ def section_capacity(count: int, rounds: int, tolerance: float) -> bool:
           f"lost in all runs: {'ok' if ok else 'NOT ok'} (CPU tolerance {tolerance:.0%}"
           f"{'; STALLED: less than half the rate' if stalled else ''})")
     return ok
-
-

@@ -81,7 +81,5 @@ def _status(port: int, path: str) -> str:
         return type(exc).__name__
 
 
-
-
 if __name__ == "__main__":
     slow_clients_main(sys.argv[1:])

@@ -182,7 +182,7 @@ class _Handler(BaseHTTPRequestHandler):
             return
         url = urlsplit(self.path)
         try:
-            status, body, content_type, extra = self.server.route(url.path, url.query)
+            status, body, content_type, extra = self.server.service.route(url.path, url.query)
         except api.ApiError:
             status = HTTPStatus.BAD_REQUEST
             self._send(_error_response(status, head_only=head_only), status)
@@ -208,10 +208,6 @@ class _Server(socketserver.TCPServer):
         self._slots = threading.BoundedSemaphore(MAX_CLIENTS)
         # rejected clients: (close after this monotonic time, socket), oldest first
         self._lingering: collections.deque[tuple[float, socket.socket]] = collections.deque()
-
-    def route(self, path: str, query: str) -> tuple[HTTPStatus, bytes, str,
-                                                    tuple[tuple[str, str], ...]]:
-        return self.service.route(path, query)
 
     def count(self, status: HTTPStatus) -> None:
         self.service.sink.metrics.http_requests.labels(str(status.value)).inc()
