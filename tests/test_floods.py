@@ -22,8 +22,8 @@ from smctrace.frame import LINKTYPE_ETHERNET
 from smctrace.match import rule
 from smctrace.match.engine import NATIVE, new_engine
 from smctrace.packet import ACK, PSH, SYN
-from smctrace.pipeline import Tracer
 from tests.support.synth import tcp_frame
+from tests.support.tracing import trace_capture
 
 REAL = Path(__file__).parent / "data" / "real-kernel"
 ENGINES = [pytest.param(True, id="c", marks=pytest.mark.skipif(not NATIVE, reason="not built")),
@@ -110,6 +110,9 @@ class Collect(EventSink):
     def on_connection(self, outcome: ConnectionOutcome) -> None:
         self.connections.append(outcome)
 
+    def finish(self, summary: TraceSummary) -> None:
+        self.summary = summary
+
 
 def trace(frames: list[tuple[float, bytes]]) -> tuple[Collect, TraceSummary]:
     stream = io.BytesIO()
@@ -117,13 +120,9 @@ def trace(frames: list[tuple[float, bytes]]) -> tuple[Collect, TraceSummary]:
     for time, frame in frames:
         writer.write(time, frame)
     sink = Collect()
-    tracer = Tracer(sink)
-    with CaptureFile(io.BytesIO(stream.getvalue())) as capture:
-        for batch in capture.segment_batches(tracer.engine):
-            tracer.feed_segments(batch)
-        count = capture.frames_read
-    tracer.finish()
-    return sink, tracer.summary(count)
+    trace_capture(io.BytesIO(stream.getvalue()), sink)
+    assert sink.summary is not None
+    return sink, sink.summary
 
 
 def real_frames(name: str, offset: float) -> list[tuple[float, bytes]]:

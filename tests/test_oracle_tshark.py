@@ -10,7 +10,6 @@ and is not compared; an smc field name that is not in the map fails the test.
 
 from __future__ import annotations
 
-import struct
 from collections import defaultdict
 from collections.abc import Callable
 from pathlib import Path
@@ -19,8 +18,11 @@ from typing import Any
 import pytest
 
 from smctrace.clc import AcceptConfirm, ClcMessage, Proposal, decode
+from smctrace.frame import LINKTYPE_ETHERNET
+from smctrace.packet import ACK, PSH
 from smctrace.schema import message_fields
-from tests.support import tshark_oracle
+from tests.support import captures, tshark_oracle
+from tests.support.synth import tcp_frame
 from tests.support.tshark_oracle import TsharkField, TsharkPdu
 from tests.test_clc_vectors import ALL_VECTORS, SPEC_8_2
 
@@ -28,13 +30,6 @@ REAL = Path(__file__).resolve().parent / "data" / "real-kernel"
 TSHARK = tshark_oracle.TSHARK
 
 needs_tshark = pytest.mark.skipif(TSHARK is None, reason="tshark is not installed")
-
-
-# --- running tshark and collecting PDUs ------------------------------------------------
-
-
-def tshark_pdus(pcap: Path) -> tuple[TsharkPdu, ...]:
-    return tshark_oracle.pdus(pcap)
 
 
 # --- expected tshark values from smctrace's decode -------------------------------------
@@ -333,33 +328,11 @@ def compare(
 # --- pcap writing (for the spec vectors) -----------------------------------------------
 
 
-def _checksum(b: bytes) -> int:
-    if len(b) % 2:
-        b += b"\0"
-    s: int = sum(struct.unpack(f"!{len(b) // 2}H", b))
-    s = (s >> 16) + (s & 0xFFFF)
-    s += s >> 16
-    return ~s & 0xFFFF
-
-
 def _frame(sport: int, seq: int, payload: bytes, v6: bool = False) -> bytes:
-    tcp = struct.pack("!HHIIBBHHH", sport, 50000, seq, 1, 5 << 4, 0x18, 65535, 0, 0)
-    if v6:
-        src, dst = (
-            bytes.fromhex("20010db8" + "00" * 11 + "01"),
-            bytes.fromhex("20010db8" + "00" * 11 + "02"),
-        )
-        ip = struct.pack("!IHBB16s16s", 6 << 28, 20 + len(payload), 6, 64, src, dst)
-        ethertype = "86dd"
-    else:
-        ip = struct.pack(
-            "!BBHHHBBH4s4s", 0x45, 0, 40 + len(payload), 1, 0x4000, 64, 6, 0,
-            bytes([10, 0, 0, 1]), bytes([10, 0, 0, 2]),
-        )  # fmt: skip
-        ip = ip[:10] + struct.pack("!H", _checksum(ip)) + ip[12:]
-        ethertype = "0800"
-    eth = bytes.fromhex("020000000002020000000001" + ethertype)
-    return eth + ip + tcp + payload
+    """One data segment of a stream to port 50000, without TCP options."""
+    src, dst = ("2001:db8::1", "2001:db8::2") if v6 else ("10.0.0.1", "10.0.0.2")
+    return tcp_frame(src, dst, sport, 50000, seq=seq, ack=1, flags=PSH | ACK, payload=payload,
+                     tcp_options=b"")
 
 
 def _patch(data: bytes, offset: int, new: bytes) -> bytes:
@@ -401,11 +374,7 @@ def _extra_vectors() -> dict[str, tuple[bytes, bool]]:
 
 
 def write_pcap(path: Path, frames: list[bytes]) -> Path:
-    out = struct.pack("<IHHiIII", 0xA1B2C3D4, 2, 4, 0, 0, 65535, 1)
-    for i, f in enumerate(frames):
-        out += struct.pack("<IIII", 1_700_000_000 + i, 0, len(f), len(f)) + f
-    path.write_bytes(out)
-    return path
+    return captures.write_pcap(path, LINKTYPE_ETHERNET, [(f, len(f)) for f in frames])
 
 
 # --- tests ---------------------------------------------------------------------------------
@@ -417,7 +386,7 @@ REAL_PCAPS = sorted(REAL.glob("*.pcap")) if REAL.is_dir() else []
 @pytest.mark.skipif(not REAL_PCAPS, reason=f"no real-kernel captures in {REAL}")
 @pytest.mark.parametrize("pcap", REAL_PCAPS, ids=lambda p: p.stem)
 def test_real_capture_matches_tshark(pcap: Path) -> None:
-    for pdu in tshark_pdus(pcap):
+    for pdu in tshark_oracle.pdus(pcap):
         msg = decode(pdu.data)
         assert not pdu.malformed, f"tshark flags frame {pdu.frame} malformed"
         assert msg.malformed is None, (pdu.frame, msg.malformed)
@@ -432,7 +401,7 @@ def test_real_captures_cover_all_message_kinds() -> None:
     kinds: set[tuple[str, str, int]] = set()
     total = 0
     for pcap in REAL_PCAPS:
-        for pdu in tshark_pdus(pcap):
+        for pdu in tshark_oracle.pdus(pcap):
             msg = decode(pdu.data)
             path = msg.path if isinstance(msg, AcceptConfirm) else "-"
             kinds.add((msg.kind, path, msg.version))
@@ -459,7 +428,7 @@ def vector_pdus(tmp_path_factory: pytest.TempPathFactory) -> dict[str, TsharkPdu
     vectors = {**{n: (d, False) for n, d in ALL_VECTORS.items()}, **EXTRA}
     frames = [_frame(40000 + i, 1000, d, v6) for i, (d, v6) in enumerate(vectors.values())]
     pcap = write_pcap(tmp_path_factory.mktemp("oracle") / "vectors.pcap", frames)
-    pdus = sorted(tshark_pdus(pcap), key=lambda p: p.frame)
+    pdus = sorted(tshark_oracle.pdus(pcap), key=lambda p: p.frame)
     assert len(pdus) == len(vectors)
     return dict(zip(vectors, pdus, strict=True))
 
@@ -506,7 +475,7 @@ def test_oracle_reassembly_and_coalesced_pdus(tmp_path: Path) -> None:
         _frame(41001, 5000, c3[:7]),  # C3 split inside its header
         _frame(41001, 5007, c3[7:]),
     ]
-    pdus = tshark_pdus(write_pcap(tmp_path / "split.pcap", frames))
+    pdus = tshark_oracle.pdus(write_pcap(tmp_path / "split.pcap", frames))
     assert [p.data for p in pdus] == [a3, d1, c3]
     for pdu in pdus:
         compared, problems = compare(decode(pdu.data), pdu)

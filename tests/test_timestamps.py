@@ -18,13 +18,14 @@ import pytest
 from click.testing import CliRunner
 
 from smctrace.capture.formats import PCAPNG_EPB
-from smctrace.capture.pcapfile import CaptureFile
 from smctrace.capture.pcapwriter import PcapngWriter
 from smctrace.cli import main
 from smctrace.frame import LINKTYPE_ETHERNET
 from smctrace.output.common import Clock
+from tests.support.replay import capture_frames
 
 REAL = Path(__file__).parent / "data" / "real-kernel" / "C-smcd-loopback-ism-k612lo.pcap"
+REAL_FRAMES = capture_frames([REAL])
 U64 = (1 << 64) - 1
 MODES = [(), ("--json",), ("--table",), ("--no-timestamps",), ("--hex",)]
 
@@ -44,16 +45,11 @@ EXTREMES = [
 ]
 
 
-def real_frames() -> list[bytes]:
-    with CaptureFile(str(REAL)) as capture:
-        return [frame.data for frame in capture.frames()]
-
-
 def pcapng_with_stamps(tsresol: int, tsoffset: int, first: int) -> bytes:
     stream = io.BytesIO()
     writer = PcapngWriter(stream)
     writer.add_interface(LINKTYPE_ETHERNET, "eth0", tsresol=tsresol, tsoffset=tsoffset)
-    for index, data in enumerate(real_frames()):
+    for index, data in enumerate(REAL_FRAMES):
         stamp = min(first + index, U64)
         body = struct.pack("<IIIII", 0, stamp >> 32, stamp & 0xFFFFFFFF, len(data), len(data))
         writer.write_block(PCAPNG_EPB, body + data + bytes(-len(data) % 4))
@@ -62,7 +58,7 @@ def pcapng_with_stamps(tsresol: int, tsoffset: int, first: int) -> bytes:
 
 def pcap_with_seconds(seconds: int) -> bytes:
     out = struct.pack("<IHHiIII", 0xA1B2C3D4, 2, 4, 0, 0, 65535, LINKTYPE_ETHERNET)
-    for data in real_frames():
+    for data in REAL_FRAMES:
         out += struct.pack("<IIII", seconds, 999_999, len(data), len(data)) + data
     return out
 
@@ -75,7 +71,7 @@ def trace(data: bytes, *options: str) -> Any:
 
 
 def check_outputs(data: bytes) -> list[str]:
-    frames = len(real_frames())
+    frames = len(REAL_FRAMES)
     texts = []
     for mode in MODES:
         result = trace(data, *mode)

@@ -29,9 +29,9 @@ from collections.abc import Iterable, Sequence
 from pathlib import Path
 
 from smctrace.capture.pcapfile import CaptureFile
+from smctrace.packet import ACK, FIN, PSH, SYN
 from tests.support.synth import tcp_frame
 
-ACK, PSH, SYN, FIN = 0x10, 0x08, 0x02, 0x01
 BATCH = 128
 SEND_BUFFER = 8 << 20
 MAX_RETRIES = 100_000

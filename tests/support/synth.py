@@ -25,19 +25,14 @@ from smctrace.frame import (
     LINKTYPE_RAW_ALT_12,
     LINKTYPE_RAW_ALT_14,
 )
+from smctrace.match.rule import ETHERTYPE_IPV4, ETHERTYPE_IPV6, IPV6_EXT_AH, IPV6_EXT_FRAGMENT
 from smctrace.packet import ACK, SYN
 
 # The SMC rendezvous option exactly as Linux writes it: two NOPs + kind 254, len 6, ExID.
 SMC_OPTION_BYTES = bytes.fromhex("0101fe06e2d4c3d9")
 
-ETHERTYPE_IPV4 = 0x0800
-ETHERTYPE_IPV6 = 0x86DD
 ETHERTYPE_VLAN = 0x8100  # 802.1Q customer tag
 ETHERTYPE_QINQ = 0x88A8  # 802.1ad service tag
-
-# IPv6 extension header numbers (the ones whose length encoding differs are special-cased).
-IPV6_EXT_FRAGMENT = 44
-IPV6_EXT_AH = 51
 
 _SRC_MAC = bytes.fromhex("020000000001")
 _DST_MAC = bytes.fromhex("020000000002")
@@ -110,7 +105,8 @@ def tcp_segment(
     return header + options + payload
 
 
-def _ipv4_checksum(header: bytes) -> int:
+def ipv4_checksum(header: bytes) -> int:
+    """The IPv4 header checksum of ``header`` (its checksum field zeroed)."""
     total: int = sum(struct.unpack(f"!{len(header) // 2}H", header))
     while total >> 16:
         total = (total & 0xFFFF) + (total >> 16)
@@ -155,7 +151,7 @@ def ipv4_packet(
         )
         + options
     )
-    checksum = _ipv4_checksum(header)
+    checksum = ipv4_checksum(header)
     return header[:10] + struct.pack("!H", checksum) + header[12:] + body
 
 
@@ -230,9 +226,8 @@ def link_header(linktype: int, ipv6: bool, vlans: Sequence[int] = ()) -> bytes:
         return struct.pack("!HHH8sH", 0, 1, 6, _SRC_MAC, ethertype)
     if linktype == LINKTYPE_LINUX_SLL2:
         return struct.pack("!HHIHBB8s", ethertype, 0, 1, 1, 0, 6, _SRC_MAC)
-    if linktype in (LINKTYPE_RAW, LINKTYPE_RAW_ALT_12, LINKTYPE_RAW_ALT_14):
-        return b""
-    if linktype in (LINKTYPE_IPV4, LINKTYPE_IPV6):
+    if linktype in (LINKTYPE_RAW, LINKTYPE_RAW_ALT_12, LINKTYPE_RAW_ALT_14, LINKTYPE_IPV4,
+                    LINKTYPE_IPV6):
         return b""
     if linktype == LINKTYPE_NULL:
         # Host byte order of the capturing machine; little-endian like x86. 30 = BSD AF_INET6.

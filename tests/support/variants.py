@@ -26,8 +26,9 @@ from dataclasses import dataclass, replace
 
 from smctrace.frame import LINKTYPE_ETHERNET, LINKTYPE_LINUX_SLL2, Frame
 from smctrace.match.reference import TcpView, parse
+from smctrace.packet import SYN
+from tests.support.synth import ipv4_checksum
 
-TCP_SYN = 0x02
 RETRANSMIT_DELAY = 0.012  # later than the duplicate window, like a Linux tail loss probe
 DUPLICATE_DELAY = 1e-6
 SLL2_OUTGOING, SLL2_HOST = 4, 0
@@ -54,18 +55,11 @@ def _with_payload(frame: Frame, view: TcpView, start: int, end: int) -> Frame:
     if view.version == 4:
         struct.pack_into("!H", packet, ip_offset + 2, ip_length)
         struct.pack_into("!H", packet, ip_offset + 10, 0)
-        struct.pack_into("!H", packet, ip_offset + 10, _ipv4_checksum(
+        struct.pack_into("!H", packet, ip_offset + 10, ipv4_checksum(
             bytes(packet[ip_offset : ip_offset + (packet[ip_offset] & 0x0F) * 4])))
     else:
         struct.pack_into("!H", packet, ip_offset + 4, ip_length - 40)
     return replace(frame, data=bytes(packet), orig_len=len(packet))
-
-
-def _ipv4_checksum(header: bytes) -> int:
-    total: int = sum(struct.unpack(f"!{len(header) // 2}H", header))
-    while total >> 16:
-        total = (total & 0xFFFF) + (total >> 16)
-    return ~total & 0xFFFF
 
 
 def _payload_view(frame: Frame) -> TcpView | None:
@@ -149,7 +143,7 @@ def midstream(frames: Iterable[Frame]) -> list[Frame]:
     out = []
     for frame in frames:
         view = parse(frame.data, frame.linktype)
-        if view is not None and view.flags & TCP_SYN:
+        if view is not None and view.flags & SYN:
             continue
         out.append(frame)
     return out

@@ -5,6 +5,7 @@ guest's own capture."""
 from __future__ import annotations
 
 import contextlib
+import functools
 import json
 import os
 import shutil
@@ -28,6 +29,7 @@ def smctrace_cmd() -> list[str] | None:
     return [exe] if exe else None
 
 
+@functools.cache  # `smctrace --help` once a process, not once a capture checked
 def smctrace_works() -> tuple[bool, str]:
     cmd = smctrace_cmd()
     if not cmd:
