@@ -16,7 +16,7 @@ from smctrace.capture.pcapwriter import PcapWriter
 from smctrace.frame import LINKTYPE_ETHERNET, Frame
 from smctrace.match.engine import Segment
 from smctrace.packet import SYN, parse_frame
-from tests.support.synth import _ipv4_checksum, tcp_frame
+from tests.support.synth import ipv4_checksum, tcp_frame
 
 FLOOD_SERVER = "10.30.0.2"  # the flood's target (never answered), not a handshake's server
 SYN_SRC_OFFSET = 14 + 12  # Ethernet + the IPv4 source address
@@ -106,7 +106,7 @@ def syn_flood(count: int) -> list[bytes]:
                                    smc_option=True))
     struct.pack_into("!H", template, SYN_CHECKSUM_OFFSET, 0)
     # the header's folded sum with source 172.16.0.0: what each SYN's checksum updates
-    base = ~_ipv4_checksum(bytes(template[14:34])) & 0xFFFF
+    base = ~ipv4_checksum(bytes(template[14:34])) & 0xFFFF
     out: list[bytes] = []
     for n in range(count):
         host = n // 60000
