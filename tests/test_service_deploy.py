@@ -101,11 +101,14 @@ def traced_and_served(lab: ServiceLab, tracer: LiveTracer, port: int) -> None:
     lab.replay(REAL_CAPTURES)
     tracer.wait_connections(9)
     deadline = time.monotonic() + 10
+    expected = {"smc": 3, "fallback": 6, "failed": 0, "incomplete": 0}
     summary = lab.fetch_json(f"http://127.0.0.1:{port}/api/summary")
-    while "dropped" not in summary and time.monotonic() < deadline:  # the next idle tick
+    # the counters are published on idle ticks: wait for the first one after the replay
+    while (("dropped" not in summary or summary["outcomes"] != expected)
+           and time.monotonic() < deadline):
         time.sleep(0.3)
         summary = lab.fetch_json(f"http://127.0.0.1:{port}/api/summary")
-    assert summary["outcomes"] == {"smc": 3, "fallback": 6, "failed": 0, "incomplete": 0}
+    assert summary["outcomes"] == expected
     assert summary["dropped"] == 0
     events = tracer.stop()
     assert tracer.proc.returncode == 0, tracer.stderr

@@ -94,6 +94,8 @@ def trace_live(options: LiveOptions, sink: CountingSink,
         deadline = time.monotonic() + duration if duration is not None else None
         tick = min(IDLE_TICK, duration) if duration else IDLE_TICK
 
+        publish_at = 0.0  # the service gets the counters on idle ticks, else once a tick
+
         def should_stop() -> bool:
             if interruption.requested or tracer.stopped:
                 return True
@@ -118,8 +120,12 @@ def trace_live(options: LiveOptions, sink: CountingSink,
                                      comment)
             tracer.advance(time.time())  # let late-Decline timers expire
             sink.flush()
-            if service is not None:
+            # A summary and every socket's and filter's counters cost far more than a
+            # busy round's few segments: publish them on idle rounds, and at most once a
+            # tick under load.
+            if service is not None and (not batch.count or time.monotonic() >= publish_at):
                 service.tick(tracer.summary(frames), tracer.tracker.followed, capture)
+                publish_at = time.monotonic() + tick
     except (LiveError, PrivilegeError, SaveError) as exc:
         raise UserError(str(exc)) from None
     finally:

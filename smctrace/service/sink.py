@@ -156,7 +156,8 @@ class ServiceSink(EventSink):
     def tick(self, summary: TraceSummary, followed: int,
              capture: CaptureCounters | None = None) -> None:
         """Publish the tracer's own counts (frames, segments) and, live, the kernel's
-        counters; called by the tracer thread when it is idle, about once a second."""
+        counters; called by the tracer thread on idle rounds, and at most once a second
+        under load."""
         self.counts.followed = followed
         counters: dict[str, int | None] = {}
         interfaces: list[dict[str, int | str | None]] = []
