@@ -82,7 +82,6 @@ def filter_cost() -> None:
     for path in sorted((REPO / "tests" / "data" / "real-kernel").glob("*.pcap")):
         with CaptureFile(str(path)) as capture:
             frames += [(f.data, f.linktype, f.orig_len) for f in capture.frames()]
-    calls = 0
     for expression in FILTERS:
         with PacketFilter(expression) as packet_filter:
             matches = packet_filter.matches

@@ -34,18 +34,13 @@ import shutil
 import signal
 import sys
 import time
-from typing import NoReturn
 
 from bench import live_capacity, live_flood, live_overhead, live_startup
-from bench.livelab import RX_ADDR, TX_ADDR, BenchLab, reap_all
+from bench.livelab import RX_ADDR, TX_ADDR, BenchLab, reap_all, terminate
 from bench.measure import smctrace_path
 from bench.report import failures
 
 SECTIONS = ("startup", "overhead", "capacity", "flood")
-
-
-def _terminate(signum: int, _frame: object) -> NoReturn:
-    raise KeyboardInterrupt(f"signal {signum}")
 
 
 def parse(argv: list[str] | None) -> argparse.Namespace:
@@ -88,7 +83,7 @@ def main(argv: list[str] | None = None) -> int:
         if not shutil.which(tool):
             raise SystemExit(f"{tool} not found (apt-get install iproute2 tcpdump iperf3)")
     repeat = args.repeat or (2 if args.quick else 3)
-    signal.signal(signal.SIGTERM, _terminate)
+    signal.signal(signal.SIGTERM, terminate)
     # Ctrl-C also when started in the background (where SIGINT is inherited ignored).
     signal.signal(signal.SIGINT, signal.default_int_handler)
     started = time.monotonic()

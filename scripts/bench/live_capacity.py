@@ -98,10 +98,9 @@ def once(lab: BenchLab, traffic: livetraffic.Handshakes, blob: Path, kind: str, 
             wait_caught_up(tracer, want, quiet=3.0 if want == traffic.count else 1.5)
             last = tracer.last_event_at or float("nan")
         cpu_s = (tracer.cpu_ns() - cpu0) / 1e9
-        after = lab.counters()
+        veth = lab.counters_since(before)
     finally:
         tracer.stop(120)
-    veth = {key: after[key] - before[key] for key in after}
     run = CapacityRun(label, traffic.count, sent, last - t0, last - sent_at, cpu_s,
                       summary=tracer.summary(), veth=veth)
     if int(sent["frames"]) != frames_total:

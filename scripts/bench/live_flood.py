@@ -70,11 +70,11 @@ def once(lab: BenchLab, tool: str, blobs: list[Path], syns: int, rate: float,
             wait_caught_up(tracer, traffic.count, quiet=2.0)
             time.sleep(0.5)  # the summary's counters settle
         cpu_s = (tracer.cpu_ns() - cpu0) / 1e9
-        after = lab.counters()
+        veth = lab.counters_since(before)
     finally:
         tracer.stop(120)
     run = FloodRun(tool, syns, float(sent["seconds"]), cpu_s, summary=tracer.summary(),
-                   veth={key: after[key] - before[key] for key in after})
+                   veth=veth)
     if tool != "tcpdump":
         found = livetraffic.outcomes_of(tracer.lines())
         lost, run.wrong, run.extra = livetraffic.compare(traffic.outcomes, found)
@@ -90,9 +90,7 @@ def unobserved(lab: BenchLab, blobs: list[Path], syns: int, rate: float) -> Floo
     for sender in senders:
         sender.go()
     seconds = max(sender.result()["seconds"] for sender in senders)
-    after = lab.counters()
-    return FloodRun("none", syns, seconds, 0.0, summary={},
-                    veth={key: after[key] - before[key] for key in after})
+    return FloodRun("none", syns, seconds, 0.0, summary={}, veth=lab.counters_since(before))
 
 
 def section(lab: BenchLab, syns: int, handshake_count: int, rate: float, repeat: int,

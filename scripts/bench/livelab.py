@@ -22,7 +22,7 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 from types import TracebackType
-from typing import IO, Any
+from typing import IO, Any, NoReturn
 
 from bench.measure import smctrace_path
 from tests.support.netlab import NetLab
@@ -72,9 +72,18 @@ class BenchLab:
                 for key, name in (("rx", "rx_packets"), ("tx", "tx_packets"),
                                   ("rx_dropped", "rx_dropped"))}
 
+    def counters_since(self, before: dict[str, int]) -> dict[str, int]:
+        """What the receiving veth end counted since ``before`` (from :meth:`counters`)."""
+        return {key: value - before[key] for key, value in self.counters().items()}
+
     def set_mtu(self, mtu: int) -> None:
         self.net.run(self.tx_ns, "ip", "link", "set", self.tx_if, "mtu", str(mtu))
         self.net.run(self.rx_ns, "ip", "link", "set", self.rx_if, "mtu", str(mtu))
+
+
+def terminate(signum: int, _frame: object) -> NoReturn:
+    """A SIGTERM handler: unwind like Ctrl-C, so that every BenchLab removes its namespaces."""
+    raise KeyboardInterrupt(f"signal {signum}")
 
 
 # -- processes ----------------------------------------------------------------------------

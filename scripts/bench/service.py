@@ -49,7 +49,7 @@ from pathlib import Path
 
 from bench import livetraffic
 from bench.captures import REAL
-from bench.livelab import CHILD_ENV, REPO
+from bench.livelab import CHILD_ENV, REPO, terminate
 from bench.report import failures
 from smctrace.events import (
     ConnectionId,
@@ -233,10 +233,6 @@ def section_pipeline(rounds: int) -> None:
 # -- 3. capacity with slow clients ------------------------------------------------------
 
 
-def _terminate(signum: int, _frame: object) -> None:
-    raise KeyboardInterrupt(f"signal {signum}")  # unwinds through Lab: namespaces go
-
-
 def main() -> int:
     if len(sys.argv) > 1 and sys.argv[1] == "_pipeline":
         pipeline_main(sys.argv[2:])
@@ -257,7 +253,7 @@ def main() -> int:
     unknown = chosen - {"all", "sink", "pipeline", "capacity"}
     if unknown:
         ap.error(f"unknown section(s) {', '.join(sorted(unknown))}")
-    signal.signal(signal.SIGTERM, _terminate)
+    signal.signal(signal.SIGTERM, terminate)
     print(f"kernel {os.uname().release}; {os.cpu_count()} CPUs; load average "
           f"{os.getloadavg()[0]:.2f}")
     ok = True
