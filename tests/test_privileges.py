@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
+import ast
 import os
 import pwd
-import subprocess
-import sys
 
 import pytest
 
@@ -24,26 +23,44 @@ def test_root_keeps_privileges() -> None:
     assert drop_privileges("root") is None
 
 
-def in_child(keep: str) -> tuple[int, int, str, int, int]:
-    code = (
-        "import os; from smctrace.privileges import drop_privileges\n"
-        f"drop_privileges('nobody', keep={keep})\n"
-        "caps = {l.split(':')[0]: int(l.split()[1], 16) for l in open('/proc/self/status')"
-        " if l.startswith('Cap')}\n"
-        "print(os.getuid(), os.geteuid(), os.getgroups() or '-', caps['CapEff'], caps['CapPrm'])"
-    )
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                         check=True).stdout.split()
-    return int(out[0]), int(out[1]), out[2], int(out[3]), int(out[4])
+def _capability_sets() -> dict[str, int]:
+    with open("/proc/self/status", encoding="ascii") as status:
+        return {line.split(":")[0]: int(line.split()[1], 16)
+                for line in status if line.startswith("Cap")}
+
+
+def in_child(keep: tuple[int, ...]) -> tuple[int, int, str, int, int]:
+    """Drop privileges in a forked child (the switch cannot be undone) and report back."""
+    read_end, write_end = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the child: never return into pytest
+        status = 1
+        try:
+            os.close(read_end)
+            drop_privileges("nobody", keep=keep)
+            caps = _capability_sets()
+            report = (os.getuid(), os.geteuid(), os.getgroups() or "-", caps["CapEff"],
+                      caps["CapPrm"])
+            os.write(write_end, repr(report).encode())
+            status = 0
+        finally:
+            os._exit(status)
+    os.close(write_end)
+    with os.fdopen(read_end, "rb") as reader:
+        text = reader.read().decode()
+    _, wait_status = os.waitpid(pid, 0)
+    assert os.waitstatus_to_exitcode(wait_status) == 0, "the child failed to drop privileges"
+    uid, euid, groups, effective, permitted = ast.literal_eval(text)
+    return uid, euid, str(groups), effective, permitted
 
 
 @needs_root
 def test_drop_to_nobody_keeps_nothing() -> None:
     nobody = pwd.getpwnam("nobody").pw_uid
-    assert in_child("()") == (nobody, nobody, "-", 0, 0)
+    assert in_child(()) == (nobody, nobody, "-", 0, 0)
 
 
 @needs_root
 def test_drop_keeps_exactly_cap_bpf() -> None:
     nobody = pwd.getpwnam("nobody").pw_uid
-    assert in_child(f"({CAP_BPF},)") == (nobody, nobody, "-", 1 << CAP_BPF, 1 << CAP_BPF)
+    assert in_child((CAP_BPF,)) == (nobody, nobody, "-", 1 << CAP_BPF, 1 << CAP_BPF)
