@@ -44,6 +44,11 @@ from smctrace.match.rule import (
     LATE_DECLINE_GRACE_SMCD,
     MAX_CONNECTIONS,
     MAX_PENDING,
+    TCP_ACK,
+    TCP_FIN,
+    TCP_RST,
+    TCP_SYN,
+    UNANSWERED_SAMPLE,
 )
 from smctrace.streams import (
     SEQ_MOD,
@@ -55,13 +60,11 @@ from smctrace.streams import (
     starts_clc,
 )
 
-TCP_FIN, TCP_SYN, TCP_RST, TCP_ACK = 0x01, 0x02, 0x04, 0x10
 # A hole in a direction that the peer has not acted on within this time is a capture gap.
 GAP_TIMEOUT = 3.0
 # Linux gives up connecting after 6 SYN retransmissions, about 127 s: a SYN older than
 # this without an answer is reported unanswered.
 SYN_GIVE_UP = 130.0
-UNANSWERED_SAMPLE = 8  # 4-tuples of unanswered SYNs shown in the summary
 REPORTED_MEMORY = 65536  # recently reported connections (a late retransmission starts none)
 
 Key = tuple[str, int, str, int]

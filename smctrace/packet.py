@@ -11,15 +11,12 @@ from __future__ import annotations
 import socket
 
 from smctrace.frame import Frame
+from smctrace.match import rule as R
 from smctrace.match.engine import Segment
 from smctrace.match.reference import has_smc_option, parse
 
 # TCP flag bits (byte 13 of the TCP header).
-FIN = 0x01
-SYN = 0x02
-RST = 0x04
-PSH = 0x08
-ACK = 0x10
+FIN, SYN, RST, PSH, ACK = R.TCP_FIN, R.TCP_SYN, R.TCP_RST, R.TCP_PSH, R.TCP_ACK
 
 __all__ = ["ACK", "FIN", "PSH", "RST", "SYN", "Segment", "parse_frame"]
 

@@ -19,7 +19,7 @@ from smctrace.connections import ConnectionTracker
 from smctrace.events import OUTCOMES, Endpoint, EventSink, TraceSummary
 from smctrace.frame import LINKTYPE_NAMES, OTHER_LINKTYPE_NAMES
 from smctrace.match.engine import EngineLike, SegmentTuple, new_engine
-from smctrace.match.rule import MAX_CONNECTIONS, MAX_PENDING
+from smctrace.match.rule import MAX_CONNECTIONS, MAX_PENDING, UNANSWERED_SAMPLE
 
 # How often (in packet time) open connections are checked for expired timers.
 ADVANCE_INTERVAL = 0.5
@@ -87,7 +87,7 @@ class Tracer:
             duplicates=counters["duplicates"],
             unanswered_syns=t.unanswered + counters["unanswered"],
             unanswered_sample=(t.unanswered_sample
-                               + _pairs(counters["unanswered_sample"]))[:8],
+                               + _pairs(counters["unanswered_sample"]))[:UNANSWERED_SAMPLE],
             unanswered_midstream=counters["unanswered_pickups"],
             unanswered_midstream_sample=_pairs(counters["unanswered_pickup_sample"]),
             evicted=t.evicted, split_messages=t.split_messages, silent_smc=t.silent_smc)

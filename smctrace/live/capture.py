@@ -55,7 +55,6 @@ PACKET_AUXDATA = 8
 SO_TIMESTAMPNS = 35  # also the cmsg type SCM_TIMESTAMPNS
 SO_RCVBUFFORCE = 33
 SO_ATTACH_BPF = 50
-PACKET_OUTGOING = 4
 TP_STATUS_VLAN_VALID = 0x10
 TP_STATUS_VLAN_TPID_VALID = 0x40
 ETH_P_8021Q = 0x8100
@@ -414,7 +413,7 @@ class LiveCapture:
         ifname, protocol, pkttype, hatype, hwaddr = address
         # Each frame passes lo twice; the filters drop the outgoing copy, this is the
         # safety net for filters that cannot (like libpcap).
-        if pkttype == PACKET_OUTGOING and hatype == ARPHRD_LOOPBACK:
+        if pkttype == rule.PACKET_OUTGOING and hatype == ARPHRD_LOOPBACK:
             return None
         wire_len = len(data)
         stamp = 0.0

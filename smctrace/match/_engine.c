@@ -733,7 +733,7 @@ static PyObject *segment_tuple(struct engine *e, const struct frame_ctx *f,
 	u32 payload_end = keep_bytes > seg->payload_off ? keep_bytes : seg->payload_off;
 	const u32 *src = seg->dir ? seg->key.addr_hi : seg->key.addr_lo;
 	const u32 *dst = seg->dir ? seg->key.addr_lo : seg->key.addr_hi;
-	int option = (seg->flags & MATCH_SYN) ? match_has_smc_option(f, seg) : 0;
+	int option = (seg->flags & SMC_TCP_SYN) ? match_has_smc_option(f, seg) : 0;
 	PyObject *src_text = address_text(seg->key.family, src);
 	PyObject *dst_text = address_text(seg->key.family, dst);
 	PyObject *payload = PyBytes_FromStringAndSize((const char *)f->d + seg->payload_off,

@@ -371,7 +371,7 @@ def _emit_tcp(b: _Builder) -> None:
     b.st(M_PAYLOAD_LEN)
     b.ldx_mem(M_L4)
     b.ld_ind(BPF_B, 13)
-    b.jump(BPF_JSET, 0x02, "syn", "data")
+    b.jump(BPF_JSET, rule.TCP_SYN, "syn", "data")
 
 
 def _emit_option_walk(b: _Builder) -> None:

@@ -76,7 +76,7 @@ class PythonEngine:
                number: int, interface: int, linktype: int, orig_len: int) -> SegmentTuple:
         keep_bytes = view.keep_bytes(keep)
         src, dst = view.addresses(data)
-        option = bool(view.flags & ref.TCP_SYN) and ref.has_smc_option(
+        option = bool(view.flags & R.TCP_SYN) and ref.has_smc_option(
             data, view.options_start, view.payload_start)
         return (time, number, interface, _text(src), _text(dst), view.sport, view.dport,
                 view.seq, view.ack, view.flags, option,

@@ -33,7 +33,6 @@ from smctrace.streams import SEQ_MOD, seq_diff
 
 ByteData = bytes | bytearray | memoryview
 
-TCP_FIN, TCP_SYN, TCP_RST, TCP_ACK = 0x01, 0x02, 0x04, 0x10
 _RAW_LINKTYPES = (LINKTYPE_RAW, LINKTYPE_RAW_ALT_12, LINKTYPE_RAW_ALT_14)
 
 
@@ -396,7 +395,7 @@ class Matcher:
     def step(self, key: Key, direction: int, view: TcpView, data: ByteData,
              now: int) -> Verdict:
         flags = view.flags
-        if flags & TCP_SYN:
+        if flags & R.TCP_SYN:
             return self._syn(key, direction, view, data, now)
         conn = self._lookup(key)
         release = pickup = False
@@ -404,7 +403,7 @@ class Matcher:
             # Only a CLC header or FIN/RST can answer a pending SYN here (looking up the
             # pending table for every ordinary data segment would cost every frame).
             header = payload_header(data, view)
-            held = self.pending.get(key) if header or flags & (TCP_FIN | TCP_RST) else None
+            held = self.pending.get(key) if header or flags & (R.TCP_FIN | R.TCP_RST) else None
             if held is not None:
                 self.answered += 1
                 conn = self._promote(key, held)
@@ -419,7 +418,7 @@ class Matcher:
         keep = Keep.DROP
         if view.payload_len > 0:
             keep = self._payload(conn, direction, view, data, now)
-        if flags & (TCP_FIN | TCP_RST):
+        if flags & (R.TCP_FIN | R.TCP_RST):
             self.follow.pop(key, None)
             keep = max(keep, Keep.HEADERS)
         return Verdict(keep, release, pickup)
@@ -434,7 +433,7 @@ class Matcher:
              now: int) -> Verdict:
         option = has_smc_option(data, view.options_start, view.payload_start)
         conn = self._lookup(key) or self.pending.get(key)
-        if not view.flags & TCP_ACK:  # the client's SYN
+        if not view.flags & R.TCP_ACK:  # the client's SYN
             if conn is not None and conn.client_dir == direction and \
                     conn.client_isn == view.seq:
                 return Verdict(Keep.DROP)  # retransmitted (or the same SYN seen twice)

@@ -80,6 +80,12 @@ VLAN_TPIDS: Final = (0x8100, 0x88A8, 0x9100)  # 802.1Q, 802.1ad, pre-standard Qi
 # a service tag and a customer tag (QinQ) is the deepest stack seen in practice.
 MAX_VLAN_TAGS: Final = 2
 IPPROTO_TCP: Final = 6
+# TCP header flags
+TCP_FIN: Final = 0x01
+TCP_SYN: Final = 0x02
+TCP_RST: Final = 0x04
+TCP_PSH: Final = 0x08
+TCP_ACK: Final = 0x10
 # BSD loopback (LINKTYPE_NULL / LOOP) address families; AF_INET6 differs between BSDs.
 NULL_FAMILY_INET: Final = 2
 NULL_FAMILIES_INET6: Final = (24, 28, 30)
@@ -206,6 +212,10 @@ def c_header() -> str:
         "SMC_ETHERTYPE_IPV6": f"{ETHERTYPE_IPV6:#x}",
         "SMC_MAX_VLAN_TAGS": MAX_VLAN_TAGS,
         "SMC_IPPROTO_TCP": IPPROTO_TCP,
+        "SMC_TCP_FIN": f"{TCP_FIN:#04x}",
+        "SMC_TCP_SYN": f"{TCP_SYN:#04x}",
+        "SMC_TCP_RST": f"{TCP_RST:#04x}",
+        "SMC_TCP_ACK": f"{TCP_ACK:#04x}",
         "SMC_NULL_FAMILY_INET": NULL_FAMILY_INET,
         "SMC_PACKET_OUTGOING": PACKET_OUTGOING,
         "SMC_LOOPBACK_IFINDEX": LOOPBACK_IFINDEX,

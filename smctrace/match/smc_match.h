@@ -33,11 +33,6 @@
 #ifndef SMC_MATCH_H
 #define SMC_MATCH_H
 
-#define MATCH_FIN 0x01
-#define MATCH_SYN 0x02
-#define MATCH_RST 0x04
-#define MATCH_ACK 0x10
-
 /* Verdicts: how much of the frame crosses (reference.Keep). */
 #define KEEP_DROP 0
 #define KEEP_HEADERS 1
@@ -440,7 +435,7 @@ static __always_inline u32 match_syn(MATCH_CTX ctx, MATCH_STATE st,
 	struct match_conn *p = match_pending_lookup(st, &seg->key);
 	struct match_conn *known = c ? c : p;
 
-	if (!(seg->flags & MATCH_ACK)) { /* the client's SYN */
+	if (!(seg->flags & SMC_TCP_ACK)) { /* the client's SYN */
 		if (known && known->client_dir == seg->dir && known->client_isn == seg->seq)
 			return KEEP_DROP; /* retransmitted, or the same SYN seen twice */
 		if (p) {
@@ -505,7 +500,7 @@ static __always_inline u32 match_syn(MATCH_CTX ctx, MATCH_STATE st,
 static __always_inline u32 match_step(MATCH_CTX ctx, MATCH_STATE st,
 				      const struct match_segment *seg, u64 now)
 {
-	if (seg->flags & MATCH_SYN)
+	if (seg->flags & SMC_TCP_SYN)
 		return match_syn(ctx, st, seg, now);
 
 	u32 release = 0, pickup = 0;
@@ -514,7 +509,7 @@ static __always_inline u32 match_step(MATCH_CTX ctx, MATCH_STATE st,
 		/* Only a CLC header or FIN/RST can answer a pending SYN here (looking up the
 		 * pending table for every ordinary data segment would cost every frame). */
 		u32 header = match_payload_header(ctx, seg);
-		struct match_conn *p = (header || (seg->flags & (MATCH_FIN | MATCH_RST)))
+		struct match_conn *p = (header || (seg->flags & (SMC_TCP_FIN | SMC_TCP_RST)))
 			? match_pending_lookup(st, &seg->key) : 0;
 		if (p) {
 			match_count(st, MATCH_COUNT_ANSWERED);
@@ -546,7 +541,7 @@ static __always_inline u32 match_step(MATCH_CTX ctx, MATCH_STATE st,
 		else
 			keep = match_payload(ctx, st, seg, c, &c->dir0, now);
 	}
-	if (seg->flags & (MATCH_FIN | MATCH_RST)) {
+	if (seg->flags & (SMC_TCP_FIN | SMC_TCP_RST)) {
 		match_follow_delete(st, &seg->key);
 		if (keep < KEEP_HEADERS)
 			keep = KEEP_HEADERS;
