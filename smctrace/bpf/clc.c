@@ -74,17 +74,19 @@ static __always_inline void match_plain_syn(void *st, const struct match_segment
 
 #include "smc_match.h"
 
-/* Counters, per CPU; user space sums them. */
-#define COUNTER_SEEN 0         /* frames the filter looked at */
-#define COUNTER_KEPT 1         /* frames it kept */
-#define COUNTER_MATCH 2        /* + MATCH_COUNT_*: SMC SYNs, answered, unanswered */
-#define COUNTER_PLAIN_SYN (COUNTER_MATCH + MATCH_COUNTERS) /* SYNs without the option */
-#define COUNTER_SYN_DEFERRED (COUNTER_PLAIN_SYN + 1)       /* SMC SYNs over the rate */
-#define COUNTER_MAX (COUNTER_SYN_DEFERRED + 1)
+/* Counters, per CPU; user space sums them. The indices are SMC_COUNTER_* (smc_rule.h):
+ * frames the filter looked at and kept, the state machine's MATCH_COUNT_* (SMC SYNs,
+ * answered, unanswered), SYNs without the option, SMC SYNs over the rate. */
+#define COUNTER_MATCH SMC_COUNTER_SMC_SYNS /* + MATCH_COUNT_* */
+_Static_assert(MATCH_COUNT_SMC_SYN == 0 &&
+	       SMC_COUNTER_ANSWERED == COUNTER_MATCH + MATCH_COUNT_ANSWERED &&
+	       SMC_COUNTER_UNANSWERED == COUNTER_MATCH + MATCH_COUNT_UNANSWERED &&
+	       SMC_COUNTER_PLAIN_SYNS == COUNTER_MATCH + MATCH_COUNTERS,
+	       "rule.FILTER_COUNTERS lists the state machine's counters in MATCH_COUNT_* order");
 
 BPF_TABLE("lru_hash", struct match_key, struct match_conn, smc_follow, SMC_MAX_CONNECTIONS);
 BPF_TABLE("lru_hash", struct match_key, struct match_conn, smc_pending, SMC_MAX_PENDING);
-BPF_PERCPU_ARRAY(smc_counters, u64, COUNTER_MAX);
+BPF_PERCPU_ARRAY(smc_counters, u64, SMC_FILTER_COUNTERS);
 
 /* Token bucket for SMC SYNs, per CPU: credit in nanoseconds of the rate. */
 struct syn_bucket {
@@ -158,7 +160,7 @@ static __always_inline void match_count(void *st, int counter)
 
 static __always_inline void match_plain_syn(void *st, const struct match_segment *seg)
 {
-	count(COUNTER_PLAIN_SYN);
+	count(SMC_COUNTER_PLAIN_SYNS);
 }
 
 /* May this SMC SYN cross now?  (KEEP_HOLD: the offline engine holds it instead.) */
@@ -202,7 +204,7 @@ static __always_inline u32 decide(struct __sk_buff *skb)
 	u32 verdict = match_step(skb, 0, &seg, now) & KEEP_AMOUNT;
 	if (verdict == KEEP_HOLD) {
 		if (!syn_token(now)) {
-			count(COUNTER_SYN_DEFERRED);
+			count(SMC_COUNTER_SYNS_DEFERRED);
 			return 0;
 		}
 		verdict = KEEP_HEADERS;
@@ -212,9 +214,9 @@ static __always_inline u32 decide(struct __sk_buff *skb)
 
 int smc_clc_filter(struct __sk_buff *skb)
 {
-	count(COUNTER_SEEN);
+	count(SMC_COUNTER_SEEN_BY_FILTER);
 	u32 keep = decide(skb);
 	if (keep)
-		count(COUNTER_KEPT);
+		count(SMC_COUNTER_KEPT_BY_FILTER);
 	return keep;
 }

@@ -23,9 +23,6 @@ from smctrace.frame import CaptureError, LinkLayer
 from smctrace.match import rule
 
 PROGRAM_NAME = "smc_clc_filter"
-# The program's counters (clc.c COUNTER_*), in index order.
-COUNTER_NAMES = ("seen_by_filter", "kept_by_filter", "smc_syns", "answered", "unanswered",
-                 "plain_syns", "syns_deferred")
 
 class BccError(CaptureError):
     """The eBPF engine cannot be loaded here; the message is one line a user can act on."""
@@ -188,10 +185,10 @@ class BccFilter:
         self._counters = self._bpf.get_table(b"smc_counters")
 
     def counters(self) -> dict[str, int]:
-        """The program's counters (:data:`COUNTER_NAMES`), summed over CPUs."""
+        """The program's counters (:data:`rule.FILTER_COUNTERS`), summed over CPUs."""
         table = self._counters
         return {name: int(table.sum(table.Key(index)).value)
-                for index, name in enumerate(COUNTER_NAMES)}
+                for index, name in enumerate(rule.FILTER_COUNTERS)}
 
     def connections(self) -> int:
         """Connections currently remembered in the LRU table (walks the map: for tests)."""

@@ -124,6 +124,11 @@ HELD_HEADER_BYTES: Final = 256  # bytes of a held SYN kept (its headers; a SYN h
 HELD_PICKUP_BYTES: Final = HELD_HEADER_BYTES + PAYLOAD_CAP
 # Recent plain (flow, ISN) pairs remembered, so a retransmitted plain SYN counts once.
 PLAIN_SYN_MEMORY: Final = 4096
+# The kernel filter's counters, in index order: clc.c counts into SMC_COUNTER_<NAME>, user
+# space reads them by these names. smc_syns, answered and unanswered are the shared state
+# machine's counters, in its MATCH_COUNT_* order.
+FILTER_COUNTERS: Final = ("seen_by_filter", "kept_by_filter", "smc_syns", "answered",
+                          "unanswered", "plain_syns", "syns_deferred")
 UNANSWERED_SAMPLE: Final = 8  # 4-tuples of unanswered SYNs (and pick-ups) kept to report
 
 # --- duplicates --------------------------------------------------------------------------
@@ -230,6 +235,8 @@ def c_header() -> str:
         "SMC_HELD_PICKUP_BYTES": "(SMC_HELD_HEADER_BYTES + SMC_PAYLOAD_CAP)",
         "SMC_PLAIN_SYN_MEMORY": PLAIN_SYN_MEMORY,
         "SMC_UNANSWERED_SAMPLE": UNANSWERED_SAMPLE,
+        **{f"SMC_COUNTER_{name.upper()}": index for index, name in enumerate(FILTER_COUNTERS)},
+        "SMC_FILTER_COUNTERS": len(FILTER_COUNTERS),
         **{f"SMC_{name}": value for name, value in sorted(linktypes.items())},
         "SMC_PCAPNG_EPB": f"{formats.PCAPNG_EPB}u",
         "SMC_PCAPNG_SPB": f"{formats.PCAPNG_SPB}u",
