@@ -59,7 +59,22 @@ def parse_trace_json(text: str) -> list[Event]:
     return [e for e in json_events(text) if e.get("event") == "connection"]
 
 
+# A run's capture is checked, compared with the in-guest trace and summarised: each asks for
+# the same `smctrace -f`, which is traced once per file version.
+_TRACED: dict[tuple[str, int, int], tuple[list[Event], list[Event]]] = {}
+
+
 def trace_file_smctrace(pcap: Path) -> tuple[list[Event], list[Event]]:
+    """The connection and CLC events of `smctrace -f PCAP --json`."""
+    stat = pcap.stat()
+    key = (str(pcap.resolve()), stat.st_mtime_ns, stat.st_size)
+    traced = _TRACED.get(key)
+    if traced is None:
+        traced = _TRACED[key] = _trace_with_smctrace(pcap)
+    return list(traced[0]), list(traced[1])
+
+
+def _trace_with_smctrace(pcap: Path) -> tuple[list[Event], list[Event]]:
     cmd = smctrace_cmd()
     if not cmd:
         raise LabError("smctrace not found")
