@@ -20,7 +20,7 @@ class CaptureError(Exception):
 
 
 def describe_os_error(error: OSError) -> str:
-    """An OSError as the one-line reason of a CaptureError ("No such file or directory")."""
+    """An OSError as a one-line reason ("No such file or directory")."""
     return error.strerror or str(error)
 
 

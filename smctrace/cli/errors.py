@@ -13,6 +13,7 @@ from typing import Any, NoReturn
 import click
 
 from smctrace.exitcodes import ERROR, OK, USAGE
+from smctrace.frame import describe_os_error
 
 
 class UserError(Exception):
@@ -56,7 +57,7 @@ def user_errors() -> Iterator[None]:
             _quiet_exit(OK.code)
         if exc.errno == errno.EBADF:
             fail("standard output is closed", ERROR.code)
-        fail(exc.strerror or str(exc), ERROR.code)
+        fail(describe_os_error(exc), ERROR.code)
     except ValueError as exc:
         # Writing to a standard stream that was closed under us.
         if "closed file" in str(exc):

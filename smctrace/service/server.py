@@ -27,6 +27,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from smctrace.events import EventSink, TraceSummary
+from smctrace.frame import describe_os_error
 from smctrace.service import api
 from smctrace.service.address import ListenAddress, ListenAddressError, parse_listen_address
 from smctrace.service.metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
@@ -325,7 +326,7 @@ class Service:
             server.server_activate()
         except OSError as exc:
             server.server_close()
-            reason = exc.strerror or str(exc)
+            reason = describe_os_error(exc)
             if exc.errno == errno.EADDRINUSE:
                 reason = "the port is in use"
             elif exc.errno == errno.EADDRNOTAVAIL:
