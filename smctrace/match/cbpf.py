@@ -335,8 +335,7 @@ def _emit_ipv6(b: _Builder) -> None:
         b.ldx_mem(M_IP_END)
         b.alu(BPF_ADD, 8)
         b.jump(BPF_JGT, 0, "ipv6_short", None, src=BPF_X)
-    b.ld_mem(M_NEXTHDR)
-    b.jump(BPF_JEQ, rule.IPPROTO_TCP, "tcp", "drop")
+    # after the last extension header allowed, as when the next one cannot fit: TCP or drop
     b.label("ipv6_short")
     b.ld_mem(M_NEXTHDR)
     b.jump(BPF_JEQ, rule.IPPROTO_TCP, "tcp", "drop")
