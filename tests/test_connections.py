@@ -2,17 +2,15 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-
 import pytest
 
 from smctrace.connections import SYN_GIVE_UP, ConnectionTracker
-from smctrace.events import ConnectionOutcome, EventSink, GapEvent, MessageEvent
 from smctrace.frame import LINKTYPE_ETHERNET
 from smctrace.match.engine import SegmentTuple
 from smctrace.packet import ACK, FIN, PSH, RST, SYN, Segment
 from smctrace.pipeline import Tracer
 from tests.support.synth import tcp_frame
+from tests.support.tracing import RecordingSink
 from tests.vectors import (
     ACCEPT_D_V1,
     ACCEPT_R_V1,
@@ -25,22 +23,6 @@ from tests.vectors import (
 
 C, S = ("10.0.0.2", 40000), ("10.0.0.1", 7001)
 CISN, SISN = 100, 5000
-
-
-@dataclass
-class Recorder(EventSink):
-    messages: list[MessageEvent] = field(default_factory=list)
-    gaps: list[GapEvent] = field(default_factory=list)
-    outcomes: list[ConnectionOutcome] = field(default_factory=list)
-
-    def on_message(self, event: MessageEvent) -> None:
-        self.messages.append(event)
-
-    def on_gap(self, event: GapEvent) -> None:
-        self.gaps.append(event)
-
-    def on_connection(self, outcome: ConnectionOutcome) -> None:
-        self.outcomes.append(outcome)
 
 
 class Conversation:
@@ -72,8 +54,8 @@ class Conversation:
         self.seg(sender, PSH | ACK, payload, dt=dt)
 
 
-def run(script: list[tuple[str, bytes]], finish: bool = True) -> Recorder:
-    rec = Recorder()
+def run(script: list[tuple[str, bytes]], finish: bool = True) -> RecordingSink:
+    rec = RecordingSink()
     tracker = ConnectionTracker(rec)
     conv = Conversation(tracker)
     conv.handshake()
@@ -119,7 +101,7 @@ def test_client_decline_as_first_message() -> None:
 
 
 def test_late_decline_after_confirm_overrides_smc() -> None:
-    rec = Recorder()
+    rec = RecordingSink()
     tracker = ConnectionTracker(rec)
     conv = Conversation(tracker)
     conv.handshake()
@@ -138,7 +120,7 @@ def test_smc_settles_after_grace_or_fin() -> None:
     rec = run([("client", PROPOSAL_V1_52), ("server", ACCEPT_R_V1), ("client", CONFIRM_R_V1)],
               finish=False)
     assert rec.outcomes == []
-    rec2 = Recorder()
+    rec2 = RecordingSink()
     tracker = ConnectionTracker(rec2)
     conv = Conversation(tracker)
     conv.handshake()
@@ -150,7 +132,7 @@ def test_smc_settles_after_grace_or_fin() -> None:
 
 
 def test_synack_without_option_is_fallback() -> None:
-    rec = Recorder()
+    rec = RecordingSink()
     tracker = ConnectionTracker(rec)
     Conversation(tracker).handshake(synack_option=False)
     [o] = rec.outcomes
@@ -160,7 +142,7 @@ def test_synack_without_option_is_fallback() -> None:
 
 def test_plain_tcp_makes_no_state() -> None:
     """Plain TCP never crosses the rule: through the engine, nothing reaches the tracker."""
-    rec = Recorder()
+    rec = RecordingSink()
     tracer = Tracer(rec)
     frames = [tcp_frame(C[0], S[0], C[1], S[1], flags=SYN, seq=CISN),
               tcp_frame(S[0], C[0], S[1], C[1], flags=SYN | ACK, seq=SISN, ack=CISN + 1),
@@ -179,7 +161,7 @@ def test_plain_tcp_makes_no_state() -> None:
 def test_a_syn_ack_without_option_for_an_unseen_smc_syn_is_a_fallback() -> None:
     """Live, the kernel filter passes only so many SMC SYNs a second and remembers the
     rest: the SYN-ACK without the option of such a SYN still says "fallback"."""
-    rec = Recorder()
+    rec = RecordingSink()
     tracker = ConnectionTracker(rec)
     conv = Conversation(tracker)
     conv.seg("server", SYN | ACK, seq=SISN, smc_option=False)
@@ -193,7 +175,7 @@ def test_a_syn_ack_without_option_for_an_unseen_smc_syn_is_a_fallback() -> None:
 def test_fin_during_clc_is_failed() -> None:
     rec = run([("client", PROPOSAL_V1_52)], finish=False)
     assert rec.outcomes == []
-    rec = Recorder()
+    rec = RecordingSink()
     tracker = ConnectionTracker(rec)
     conv = Conversation(tracker)
     conv.handshake()
@@ -217,7 +199,7 @@ def test_capture_ending_mid_handshake_is_incomplete() -> None:
 
 
 def test_mid_stream_pickup_without_syn() -> None:
-    rec = Recorder()
+    rec = RecordingSink()
     tracker = ConnectionTracker(rec)
     conv = Conversation(tracker)  # no handshake: the capture started later
     conv.send("server", ACCEPT_R_V1)
@@ -229,7 +211,7 @@ def test_mid_stream_pickup_without_syn() -> None:
 
 
 def test_retransmitted_decline_after_report_is_not_a_new_connection() -> None:
-    rec = Recorder()
+    rec = RecordingSink()
     tracker = ConnectionTracker(rec)
     conv = Conversation(tracker)
     conv.handshake()
@@ -241,7 +223,7 @@ def test_retransmitted_decline_after_report_is_not_a_new_connection() -> None:
 
 
 def test_gap_is_reported_and_messages_after_it_decoded() -> None:
-    rec = Recorder()
+    rec = RecordingSink()
     tracker = ConnectionTracker(rec)
     conv = Conversation(tracker)
     conv.handshake()
@@ -256,7 +238,7 @@ def test_gap_is_reported_and_messages_after_it_decoded() -> None:
 
 
 def test_ipv6_endpoints_are_bracketed() -> None:
-    rec = Recorder()
+    rec = RecordingSink()
     tracker = ConnectionTracker(rec)
     conv = Conversation(tracker, ("2001:db8::2", 40000), ("2001:db8::1", 7001))
     conv.handshake()
@@ -267,7 +249,7 @@ def test_ipv6_endpoints_are_bracketed() -> None:
 
 def test_only_connections_with_timers_are_visited_by_advance() -> None:
     """A flood of half-open SMC connections must not make every time tick a full scan."""
-    rec = Recorder()
+    rec = RecordingSink()
     tracker = ConnectionTracker(rec)
     for port in range(41000, 41500):  # half-open: SYN only, nothing to wait for
         Conversation(tracker, ("10.0.0.3", port)).seg("client", SYN, seq=CISN, smc_option=True)
@@ -297,7 +279,7 @@ def smc_r_handshake(conv: Conversation) -> None:
 def test_a_confirm_seen_twice_is_one_message() -> None:
     """The streams stay anchored after the Confirm: its copy (a second interface, or a
     TCP retransmission) is not decoded again, and a retransmission is counted."""
-    rec = Recorder()
+    rec = RecordingSink()
     tracker = ConnectionTracker(rec)
     conv = Conversation(tracker)
     smc_r_handshake(conv)
@@ -310,7 +292,7 @@ def test_a_confirm_seen_twice_is_one_message() -> None:
 
 
 def test_a_late_decline_split_across_segments_decides() -> None:
-    rec = Recorder()
+    rec = RecordingSink()
     tracker = ConnectionTracker(rec)
     conv = Conversation(tracker)
     smc_r_handshake(conv)
@@ -322,7 +304,7 @@ def test_a_late_decline_split_across_segments_decides() -> None:
 
 
 def test_a_late_decline_retransmitted_and_reordered_decides_once() -> None:
-    rec = Recorder()
+    rec = RecordingSink()
     tracker = ConnectionTracker(rec)
     conv = Conversation(tracker)
     smc_r_handshake(conv)
@@ -337,7 +319,7 @@ def test_a_late_decline_retransmitted_and_reordered_decides_once() -> None:
 
 
 def test_unanswered_syns_are_reported_together_not_one_by_one() -> None:
-    rec = Recorder()
+    rec = RecordingSink()
     tracker = ConnectionTracker(rec)
     for port in range(45000, 45020):
         Conversation(tracker, ("10.0.0.9", port)).seg("client", SYN, seq=CISN,
@@ -349,7 +331,7 @@ def test_unanswered_syns_are_reported_together_not_one_by_one() -> None:
 
 
 def test_an_unanswered_syn_expires_after_the_syn_retries() -> None:
-    rec = Recorder()
+    rec = RecordingSink()
     tracker = ConnectionTracker(rec)
     conv = Conversation(tracker)
     conv.seg("client", SYN, seq=CISN, smc_option=True)
@@ -360,7 +342,7 @@ def test_an_unanswered_syn_expires_after_the_syn_retries() -> None:
 
 
 def test_a_syn_ack_without_a_seen_syn_starts_the_connection() -> None:
-    rec = Recorder()
+    rec = RecordingSink()
     tracker = ConnectionTracker(rec)
     conv = Conversation(tracker)
     conv.seg("server", SYN | ACK, seq=SISN, smc_option=True)
@@ -372,7 +354,7 @@ def test_a_syn_ack_without_a_seen_syn_starts_the_connection() -> None:
 
 
 def test_a_full_table_evicts_and_says_so() -> None:
-    rec = Recorder()
+    rec = RecordingSink()
     tracker = ConnectionTracker(rec, max_connections=3)
     for port in range(46000, 46005):
         conv = Conversation(tracker, ("10.0.0.7", port))

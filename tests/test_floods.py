@@ -17,13 +17,13 @@ import pytest
 
 from smctrace.capture.pcapfile import CaptureFile
 from smctrace.capture.pcapwriter import PcapWriter
-from smctrace.events import ConnectionOutcome, EventSink, MessageEvent, TraceSummary
+from smctrace.events import TraceSummary
 from smctrace.frame import LINKTYPE_ETHERNET
 from smctrace.match import rule
 from smctrace.match.engine import NATIVE, new_engine
 from smctrace.packet import ACK, PSH, SYN
 from tests.support.synth import tcp_frame
-from tests.support.tracing import trace_capture
+from tests.support.tracing import RecordingSink, trace_capture
 
 REAL = Path(__file__).parent / "data" / "real-kernel"
 ENGINES = [pytest.param(True, id="c", marks=pytest.mark.skipif(not NATIVE, reason="not built")),
@@ -98,28 +98,12 @@ def test_a_flood_of_pick_ups_is_counted_not_held(native: bool) -> None:
     assert [seg[1] for seg in out] == list(range(extra + 1, len(frames) + 1))
 
 
-class Collect(EventSink):
-    def __init__(self) -> None:
-        self.connections: list[ConnectionOutcome] = []
-        self.messages: list[MessageEvent] = []
-        self.summary: TraceSummary | None = None
-
-    def on_message(self, event: MessageEvent) -> None:
-        self.messages.append(event)
-
-    def on_connection(self, outcome: ConnectionOutcome) -> None:
-        self.connections.append(outcome)
-
-    def finish(self, summary: TraceSummary) -> None:
-        self.summary = summary
-
-
-def trace(frames: list[tuple[float, bytes]]) -> tuple[Collect, TraceSummary]:
+def trace(frames: list[tuple[float, bytes]]) -> tuple[RecordingSink, TraceSummary]:
     stream = io.BytesIO()
     writer = PcapWriter(stream, LINKTYPE_ETHERNET)
     for time, frame in frames:
         writer.write(time, frame)
-    sink = Collect()
+    sink = RecordingSink()
     trace_capture(io.BytesIO(stream.getvalue()), sink)
     assert sink.summary is not None
     return sink, sink.summary
@@ -141,10 +125,10 @@ def test_real_handshakes_in_a_proposal_flood_come_out_right() -> None:
     merged = sorted(flood + real, key=lambda item: item[0])
     sink, summary = trace(merged)
     # the real ones are the connections whose SYN was seen; the flood's are incomplete
-    real_outcomes = sorted(c.outcome for c in sink.connections if c.syn_option)
+    real_outcomes = sorted(c.outcome for c in sink.outcomes if c.syn_option)
     assert real_outcomes == ["fallback", "smc"]
-    assert {c.outcome for c in sink.connections if not c.syn_option} == {"incomplete"}
-    smc = next(c for c in sink.connections if c.outcome == "smc")
+    assert {c.outcome for c in sink.outcomes if not c.syn_option} == {"incomplete"}
+    smc = next(c for c in sink.outcomes if c.outcome == "smc")
     assert smc.path == "SMC-D" and smc.messages == ("proposal", "accept", "confirm")
     # what could not be held was counted, never decoded; the rest crossed at the end
     assert summary.unanswered_midstream == flood_size - rule.HELD_PICKUPS
@@ -157,7 +141,7 @@ def test_a_capture_that_starts_mid_handshake_still_decodes_every_message() -> No
     first_clc = next(i for i, (_, frame) in enumerate(real) if b"\xe2\xd4\xc3" in frame)
     sink, summary = trace(real[first_clc:])
     assert [m.message.kind for m in sink.messages] == ["proposal", "accept", "confirm"]
-    assert [c.outcome for c in sink.connections] == ["smc"]
+    assert [c.outcome for c in sink.outcomes] == ["smc"]
     assert summary.unanswered_midstream == 0
 
 

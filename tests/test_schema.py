@@ -16,9 +16,9 @@ from jsonschema import Draft202012Validator
 
 from smctrace import schema
 from smctrace.capture.pcapfile import CaptureFile
-from smctrace.events import EventSink, MessageEvent
 from smctrace.output.jsonl import JsonOutput, encode
 from smctrace.pipeline import Tracer
+from tests.support.tracing import RecordingSink
 
 REPO = Path(__file__).resolve().parents[1]
 REAL = sorted((REPO / "tests" / "data" / "real-kernel").glob("*.pcap"))
@@ -72,17 +72,9 @@ def test_every_golden_validates(path: Path) -> None:
         assert VALIDATOR.is_valid(json.loads(line)), line
 
 
-class Capturing(EventSink):
-    def __init__(self) -> None:
-        self.messages: list[MessageEvent] = []
-
-    def on_message(self, event: MessageEvent) -> None:
-        self.messages.append(event)
-
-
 @pytest.mark.parametrize("reserved,hex_dump", [(False, False), (True, True)])
 def test_fast_message_lines_equal_the_schema_records(reserved: bool, hex_dump: bool) -> None:
-    sink = Capturing()
+    sink = RecordingSink()
     tracer = Tracer(sink)
     for path in REAL:
         with CaptureFile(str(path)) as capture:

@@ -15,7 +15,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from smctrace.clc import ClcHeader, Decline
 from smctrace.clc.codes import DECLINE_CLASS_NAMES, HISTORIC_DECLINE_CODES, DeclineCode
-from smctrace.events import ConnectionId, ConnectionOutcome, Endpoint, EventSink, Role
+from smctrace.events import ConnectionId, ConnectionOutcome, Endpoint, Role
 from smctrace.output.jsonl import JsonOutput
 from smctrace.service import api, recent
 from smctrace.service.address import ListenAddressError, parse_listen_address
@@ -23,12 +23,7 @@ from smctrace.service.metrics import HANDSHAKE_BUCKETS, decline_label, version_l
 from smctrace.service.sink import ServiceSink
 from tests.support import hostile
 from tests.support.service import merged_real_capture
-from tests.support.tracing import trace_capture
-
-
-def trace(path: Path, sink: EventSink) -> None:
-    """smctrace -f PATH, in process, into ``sink`` (finish() included)."""
-    trace_capture(path, sink)
+from tests.support.tracing import RecordingSink, trace_capture
 
 
 @pytest.fixture(scope="module")
@@ -41,7 +36,7 @@ def traced(merged: Path) -> tuple[ServiceSink, list[dict[str, Any]]]:
     """The merged real captures traced into the service's sink and into --json at once."""
     out = io.StringIO()
     sink = ServiceSink(recent=1000, output=JsonOutput(out))
-    trace(merged, sink)
+    trace_capture(merged, sink)
     return sink, [json.loads(line) for line in out.getvalue().splitlines()]
 
 
@@ -221,7 +216,7 @@ def test_ring_keeps_the_newest_and_selects() -> None:
 
 def test_hostnames_and_eid_reach_the_page_rows(tmp_path: Path) -> None:
     sink = ServiceSink(recent=10)
-    trace(hostile.write_capture(tmp_path / "hostile.pcap"), sink)
+    trace_capture(hostile.write_capture(tmp_path / "hostile.pcap"), sink)
     (row,) = json.loads(api.page(sink, api.TraceInfo("-f x", 0.0), ""))["rows"]
     assert (row["client_hostname"], row["server_hostname"], row["eid"]) == \
         (hostile.HOSTILE_CLIENT_HOSTNAME, hostile.HOSTILE_SERVER_HOSTNAME, hostile.HOSTILE_EID)
@@ -230,14 +225,9 @@ def test_hostnames_and_eid_reach_the_page_rows(tmp_path: Path) -> None:
 
 def accept_event(tmp_path: Path) -> Any:
     """The hostile capture's Accept, as the tracker reported it."""
-    events: list[Any] = []
-
-    class Keep(EventSink):
-        def on_message(self, event: Any) -> None:
-            events.append(event)
-
-    trace(hostile.write_capture(tmp_path / "hostile.pcap"), Keep())
-    return next(e for e in events if e.message.kind == "accept")
+    sink = RecordingSink()
+    trace_capture(hostile.write_capture(tmp_path / "hostile.pcap"), sink)
+    return next(e for e in sink.messages if e.message.kind == "accept")
 
 
 def test_pending_peer_names_are_bounded(monkeypatch: pytest.MonkeyPatch,

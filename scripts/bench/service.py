@@ -66,25 +66,11 @@ Event = MessageEvent | GapEvent | ConnectionOutcome
 # -- 1. the sink alone ------------------------------------------------------------------
 
 
-class _Recorder(EventSink):
-    def __init__(self) -> None:
-        self.events: list[Event] = []
-
-    def on_message(self, event: MessageEvent) -> None:
-        self.events.append(event)
-
-    def on_gap(self, event: GapEvent) -> None:
-        self.events.append(event)
-
-    def on_connection(self, outcome: ConnectionOutcome) -> None:
-        self.events.append(outcome)
-
-
 def recorded_events() -> list[Event]:
     """Every event of every real-kernel capture, decoded once."""
-    from tests.support.tracing import trace_capture
+    from tests.support.tracing import RecordingSink, trace_capture
 
-    recorder = _Recorder()
+    recorder = RecordingSink()
     for path in sorted(REAL.glob("*.pcap")):
         trace_capture(path, recorder)
     return recorder.events

@@ -6,8 +6,36 @@ from pathlib import Path
 from typing import BinaryIO
 
 from smctrace.capture.pcapfile import CaptureFile
-from smctrace.events import EventSink
+from smctrace.events import ConnectionOutcome, EventSink, GapEvent, MessageEvent, TraceSummary
 from smctrace.pipeline import Tracer
+
+Event = MessageEvent | GapEvent | ConnectionOutcome
+
+
+class RecordingSink(EventSink):
+    """Keeps every event: by kind, and all of them in the order they came (``events``)."""
+
+    def __init__(self) -> None:
+        self.events: list[Event] = []
+        self.messages: list[MessageEvent] = []
+        self.gaps: list[GapEvent] = []
+        self.outcomes: list[ConnectionOutcome] = []
+        self.summary: TraceSummary | None = None
+
+    def on_message(self, event: MessageEvent) -> None:
+        self.events.append(event)
+        self.messages.append(event)
+
+    def on_gap(self, event: GapEvent) -> None:
+        self.events.append(event)
+        self.gaps.append(event)
+
+    def on_connection(self, outcome: ConnectionOutcome) -> None:
+        self.events.append(outcome)
+        self.outcomes.append(outcome)
+
+    def finish(self, summary: TraceSummary) -> None:
+        self.summary = summary
 
 
 def trace_capture(source: str | Path | BinaryIO, sink: EventSink, *,
